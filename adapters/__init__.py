@@ -1,0 +1,1 @@
+"""Framework adapters (Django, Flask, FastAPI), installed as ``credit_check.adapters``."""

@@ -1,0 +1,83 @@
+"""credit-check: 逢办必查 — a credit check at every transaction.
+
+Validate the applicant's identifier, look it up against the red and black lists through a
+local hashed snapshot and a cache, apply the measure catalogue, and report what was done.
+"""
+
+from __future__ import annotations
+
+from credit_check._exceptions import (
+    CatalogError,
+    ConfigurationError,
+    CreditCheckError,
+    InvalidServiceData,
+    InvalidSubjectId,
+    OutboxError,
+    ServiceError,
+    ServiceRejected,
+    ServiceUnavailable,
+    UnknownDecision,
+)
+from credit_check._ids import (
+    PilotCodeWarning,
+    mask_id,
+    normalize_id,
+    validate_id_number,
+    validate_org_code,
+    validate_uscc,
+)
+from credit_check._models import (
+    AppliedMeasure,
+    Catalog,
+    Decision,
+    Effect,
+    EntryStatus,
+    FeedbackRecord,
+    ListDefinition,
+    ListEntry,
+    ListKind,
+    Measure,
+    Outcome,
+    Scenario,
+    Subject,
+    SubjectKind,
+    Target,
+    Transaction,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppliedMeasure",
+    "Catalog",
+    "CatalogError",
+    "ConfigurationError",
+    "CreditCheckError",
+    "Decision",
+    "Effect",
+    "EntryStatus",
+    "FeedbackRecord",
+    "InvalidServiceData",
+    "InvalidSubjectId",
+    "ListDefinition",
+    "ListEntry",
+    "ListKind",
+    "Measure",
+    "OutboxError",
+    "Outcome",
+    "PilotCodeWarning",
+    "Scenario",
+    "ServiceError",
+    "ServiceRejected",
+    "ServiceUnavailable",
+    "Subject",
+    "SubjectKind",
+    "Target",
+    "Transaction",
+    "UnknownDecision",
+    "mask_id",
+    "normalize_id",
+    "validate_id_number",
+    "validate_org_code",
+    "validate_uscc",
+]

@@ -1,0 +1,509 @@
+"""Domain models: subjects, list entries, the measure catalogue, transactions, decisions.
+
+Shapes follow the list service protocol v1 (DESIGN §6). A plain date means 00:00 China
+Standard Time of that day; a datetime without an offset is taken as China Standard Time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from credit_check._exceptions import CatalogError
+from credit_check._ids import detect_kind, mask_id, validate_id_number, validate_uscc
+
+CST = dt.timezone(dt.timedelta(hours=8), "CST")
+
+
+def to_cst_datetime(value: Any) -> Any:
+    """Read a plain date as 00:00 CST and a naive datetime as CST; leave others to pydantic."""
+    if isinstance(value, str) and len(value) == 10 and value[4:5] == "-":
+        try:
+            value = dt.date.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=CST)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=CST)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=CST)
+    return value
+
+
+Timestamp = Annotated[dt.datetime, BeforeValidator(to_cst_datetime)]
+
+
+class Outcome(enum.StrEnum):
+    """What a check decides, most severe first."""
+
+    DENY = "deny"
+    REVIEW = "review"
+    RESTRICT = "restrict"
+    ALLOW = "allow"
+    GREEN_CHANNEL = "green_channel"
+
+    @property
+    def severity(self) -> int:
+        """Higher is more severe: DENY 4 … GREEN_CHANNEL 0."""
+        return _SEVERITY[self]
+
+    @classmethod
+    def most_severe(cls, outcomes: Iterable[Outcome]) -> Outcome:
+        """The most severe of ``outcomes`` (ALLOW when there are none)."""
+        return max(outcomes, key=_SEVERITY.__getitem__, default=cls.ALLOW)
+
+
+_SEVERITY = {
+    Outcome.DENY: 4,
+    Outcome.REVIEW: 3,
+    Outcome.RESTRICT: 2,
+    Outcome.ALLOW: 1,
+    Outcome.GREEN_CHANNEL: 0,
+}
+
+
+class Effect(enum.StrEnum):
+    """What a catalogue measure does."""
+
+    DENY = "deny"
+    REVIEW = "review"
+    RESTRICT = "restrict"
+    GREEN_CHANNEL = "green_channel"
+
+
+class Scenario(enum.StrEnum):
+    """The kind of case being handled (场景)."""
+
+    LICENSING = "licensing"
+    QUALIFICATION = "qualification"
+    PROCUREMENT = "procurement"
+    BIDDING = "bidding"
+    SUBSIDY = "subsidy"
+    HONOR = "honor"
+    MARKET_ACCESS = "market_access"
+    PUBLIC_RESOURCE = "public_resource"
+
+
+class ListKind(enum.StrEnum):
+    RED = "red"
+    BLACK = "black"
+    WATCH = "watch"
+
+
+class EntryStatus(enum.StrEnum):
+    ACTIVE = "active"
+    OBJECTION_PENDING = "objection_pending"
+    REPAIRED = "repaired"
+    REMOVED = "removed"
+    EXPIRED = "expired"
+
+
+class SubjectKind(enum.StrEnum):
+    ORGANIZATION = "organization"
+    PERSON = "person"
+
+
+class Target(enum.StrEnum):
+    SUBJECT = "subject"
+    LEGAL_REPRESENTATIVE = "legal_representative"
+
+
+class Subject(BaseModel):
+    """Who is checked (主体): an organisation by USCC or a natural person by id number.
+
+    Build one with :meth:`organization`, :meth:`person` or :meth:`parse`, which validate
+    and normalise the identifier. ``repr()`` masks a person's id number.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: SubjectKind
+    id: str
+    name: str | None = None
+    legal_representative: Subject | None = None
+
+    @classmethod
+    def organization(
+        cls,
+        uscc: str,
+        name: str | None = None,
+        legal_representative: Subject | str | None = None,
+        *,
+        allow: Iterable[str] = (),
+    ) -> Subject:
+        """An organisation, by 统一社会信用代码.
+
+        Args:
+            uscc: the code; spaces, hyphens and full-width characters are tolerated.
+            name: the organisation's name, for display.
+            legal_representative: the 法定代表人, as a person ``Subject`` or an id number.
+            allow: pilot-period codes accepted despite a failing checksum.
+
+        Raises:
+            InvalidSubjectId: the code (or the representative's id number) is invalid.
+        """
+        rep = legal_representative
+        if isinstance(rep, str):
+            rep = cls.person(rep)
+        return cls(
+            kind=SubjectKind.ORGANIZATION,
+            id=validate_uscc(uscc, allow=allow),
+            name=name,
+            legal_representative=rep,
+        )
+
+    @classmethod
+    def person(cls, id_number: str, name: str | None = None) -> Subject:
+        """A natural person, by 居民身份证号码 (15-digit legacy numbers are upgraded).
+
+        Raises:
+            InvalidSubjectId: the number is invalid; the message masks it.
+        """
+        return cls(kind=SubjectKind.PERSON, id=validate_id_number(id_number), name=name)
+
+    @classmethod
+    def parse(cls, code: str, name: str | None = None, *, allow: Iterable[str] = ()) -> Subject:
+        """A subject from a code of either kind, telling the kind by its shape."""
+        if detect_kind(code) == "person":
+            return cls.person(code, name)
+        return cls.organization(code, name, allow=allow)
+
+    @property
+    def masked_id(self) -> str:
+        """The id as it may be shown: masked for a person, in clear for an organisation."""
+        return mask_id(self.id) if self.kind is SubjectKind.PERSON else self.id
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for key, value in super().__repr_args__():
+            yield key, (self.masked_id if key == "id" else value)
+
+    def public_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with a person's id (and representative's id) masked."""
+        data: dict[str, Any] = {"kind": self.kind.value, "id": self.masked_id, "name": self.name}
+        if self.legal_representative is not None:
+            data["legal_representative"] = self.legal_representative.public_dict()
+        return data
+
+
+class ListEntry(BaseModel):
+    """One subject on one list (名单条目)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entry_id: str = Field(min_length=1, max_length=128)
+    list_code: str = Field(min_length=1, max_length=128)
+    list_kind: ListKind
+    subject_id: str = Field(min_length=1, max_length=64)
+    subject_kind: SubjectKind
+    name: str | None = Field(default=None, max_length=512)
+    issuing_department: str = Field(max_length=512)
+    basis_document: str = Field(default="", max_length=512)
+    reason: str = Field(default="", max_length=4096)
+    listed_on: Timestamp | None = None
+    effective_from: Timestamp
+    effective_until: Timestamp | None = None
+    status: EntryStatus = EntryStatus.ACTIVE
+    legal_representative_id: str | None = Field(default=None, max_length=64)
+
+    def is_in_period(self, now: dt.datetime) -> bool:
+        """Whether ``now`` lies in ``[effective_from, effective_until)``."""
+        return self.effective_from <= now and (
+            self.effective_until is None or now < self.effective_until
+        )
+
+    def public_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with natural persons' ids masked."""
+        data = self.model_dump(mode="json")
+        if self.subject_kind is SubjectKind.PERSON:
+            data["subject_id"] = mask_id(self.subject_id)
+        if self.legal_representative_id:
+            data["legal_representative_id"] = mask_id(self.legal_representative_id)
+        return data
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        for key, value in super().__repr_args__():
+            if key == "subject_id" and self.subject_kind is SubjectKind.PERSON:
+                value = mask_id(self.subject_id)
+            elif key == "legal_representative_id" and value:
+                value = mask_id(value)
+            yield key, value
+
+
+class ListDefinition(BaseModel):
+    """A list of the catalogue: its code, kind and objection behaviour."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(min_length=1, max_length=128)
+    kind: ListKind
+    name: str = Field(min_length=1, max_length=256)
+    suspend_on_objection: bool = True
+
+
+class Measure(BaseModel):
+    """One measure of the joint reward and punishment catalogue (联合奖惩措施清单)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    code: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=512)
+    effect: Effect
+    list_codes: list[str] = Field(default_factory=list)
+    scenarios: list[Scenario] = Field(min_length=1)
+    target: Target = Target.SUBJECT
+    legal_basis: str = Field(min_length=1, max_length=1024)
+    implementing_department: str = Field(min_length=1, max_length=256)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def clean_years(self) -> int | None:
+        """Years of clean record that grant this measure without a red entry, if any."""
+        value = self.params.get("clean_years")
+        return int(value) if value is not None else None
+
+
+class Catalog(BaseModel):
+    """A versioned measure catalogue: lists and the measures they trigger."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: str = Field(min_length=1, max_length=64)
+    lists: list[ListDefinition]
+    measures: list[Measure]
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Catalog:
+        kinds: dict[str, ListKind] = {}
+        for item in self.lists:
+            if item.code in kinds:
+                raise ValueError(f"list {item.code!r} is defined twice")
+            kinds[item.code] = item.kind
+        seen: set[str] = set()
+        for m in self.measures:
+            if m.code in seen:
+                raise ValueError(f"measure {m.code!r} is defined twice")
+            seen.add(m.code)
+            for code in m.list_codes:
+                if code not in kinds:
+                    raise ValueError(f"measure {m.code!r}: list_codes names unknown list {code!r}")
+                reward = kinds[code] is ListKind.RED
+                if reward != (m.effect is Effect.GREEN_CHANNEL):
+                    raise ValueError(
+                        f"measure {m.code!r}: effect {m.effect.value!r} cannot be triggered "
+                        f"by the {kinds[code].value} list {code!r}"
+                    )
+            if not m.list_codes and m.clean_years is None:
+                raise ValueError(
+                    f"measure {m.code!r}: list_codes is empty and params has no clean_years"
+                )
+            if m.clean_years is not None and m.effect is not Effect.GREEN_CHANNEL:
+                raise ValueError(f"measure {m.code!r}: params.clean_years needs green_channel")
+            if m.target is Target.LEGAL_REPRESENTATIVE and m.effect is Effect.GREEN_CHANNEL:
+                raise ValueError(f"measure {m.code!r}: a reward targets the subject itself")
+        return self
+
+    @classmethod
+    def load(cls, data: Any) -> Catalog:
+        """Validate a catalogue from parsed JSON.
+
+        Raises:
+            CatalogError: naming the measure (or list) and the field that is wrong.
+        """
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise CatalogError(describe_validation_error(exc, data, "catalogue")) from None
+
+    def list_definition(self, code: str) -> ListDefinition | None:
+        """The list with ``code``, or None when the catalogue does not know it."""
+        for item in self.lists:
+            if item.code == code:
+                return item
+        return None
+
+
+def describe_validation_error(exc: ValidationError, data: Any, what: str) -> str:
+    """A one-paragraph message naming each bad field, with the measure code where known."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = list(err["loc"])
+        where = ".".join(str(p) for p in loc) or what
+        if len(loc) >= 2 and loc[0] in ("measures", "lists") and isinstance(loc[1], int):
+            try:
+                code = data[loc[0]][loc[1]].get("code")
+            except (KeyError, IndexError, TypeError, AttributeError):
+                code = None
+            if code:
+                where = f"{loc[0][:-1]} {code!r} field " + ".".join(str(p) for p in loc[2:])
+        parts.append(f"{where}: {err['msg']}")
+    return f"invalid {what}: " + "; ".join(parts)
+
+
+class Transaction(BaseModel):
+    """The case being handled (办件): scenario, case id, department, region, item code."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    scenario: Scenario
+    case_id: str | None = Field(default=None, max_length=128)
+    department: str | None = Field(default=None, max_length=256)
+    region: str | None = Field(default=None, max_length=64)
+    item_code: str | None = Field(default=None, max_length=128)
+    operator: str | None = Field(default=None, max_length=128)
+
+
+class AppliedMeasure(BaseModel):
+    """A catalogue measure applied by a decision, with the entry that triggered it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    name: str
+    effect: Effect
+    legal_basis: str
+    implementing_department: str
+    target: Target
+    list_code: str | None = None
+    entry_id: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Decision(BaseModel):
+    """The result of one check, explainable: entries, measures, reasons, versions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision_id: str
+    outcome: Outcome
+    subject: Subject
+    transaction: Transaction
+    measures: list[AppliedMeasure] = Field(default_factory=list)
+    matches: list[ListEntry] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    remedy: str | None = None
+    degraded: bool = False
+    catalog_version: str | None = None
+    data_version: str | None = None
+    decided_at: Timestamp
+
+    def public_dict(self) -> dict[str, Any]:
+        """The Decision as JSON (DESIGN §5), natural persons' ids masked."""
+        return {
+            "decision_id": self.decision_id,
+            "outcome": self.outcome.value,
+            "subject": self.subject.public_dict(),
+            "transaction": self.transaction.model_dump(mode="json"),
+            "measures": [m.model_dump(mode="json") for m in self.measures],
+            "matches": [e.public_dict() for e in self.matches],
+            "reasons": list(self.reasons),
+            "remedy": self.remedy,
+            "degraded": self.degraded,
+            "catalog_version": self.catalog_version,
+            "data_version": self.data_version,
+            "decided_at": self.decided_at.isoformat(),
+        }
+
+
+class RepresentativeRef(BaseModel):
+    """The legal representative of an organisation as the service knows it."""
+
+    id: str
+    name: str | None = None
+
+
+class SubjectInfo(BaseModel):
+    """The ``subject`` part of a lookup answer."""
+
+    id: str
+    kind: SubjectKind
+    name: str | None = None
+    legal_representative: RepresentativeRef | None = None
+
+
+class SubjectLookup(BaseModel):
+    """A list service answer for one subject (``GET /v1/subjects/{id}``)."""
+
+    subject: SubjectInfo
+    entries: list[ListEntry] = Field(default_factory=list)
+    clean_since: Timestamp | None = None
+    data_version: str
+    as_of: Timestamp
+
+
+class FeedbackKind(enum.StrEnum):
+    DECISION = "decision"
+    OUTCOME = "outcome"
+    POST_CHECK = "post_check"
+
+
+class FeedbackSubject(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SubjectKind
+    id: str = Field(min_length=1, max_length=64)
+    name: str | None = Field(default=None, max_length=512)
+
+
+class FeedbackMatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entry_id: str
+    list_code: str
+    list_kind: ListKind
+    status: EntryStatus
+    subject_id: str | None = None
+
+
+class FeedbackRecord(BaseModel):
+    """One execution-feedback record (执行反馈), DESIGN §8.
+
+    ``hmac`` is HMAC-SHA256 over the canonical JSON of every other field, keyed with the
+    department's feedback key (see ``credit_check._crypto.feedback_key``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: str = Field(min_length=1, max_length=64)
+    kind: FeedbackKind
+    decision_id: str = Field(min_length=1, max_length=64)
+    department: str = Field(min_length=1, max_length=256)
+    transaction: Transaction
+    subject: FeedbackSubject
+    matches: list[FeedbackMatch] = Field(default_factory=list)
+    measures: list[AppliedMeasure] = Field(default_factory=list)
+    outcome: Outcome
+    degraded: bool = False
+    catalog_version: str | None = None
+    data_version: str | None = None
+    created_at: Timestamp
+    result: str | None = Field(default=None, max_length=64)
+    note: str | None = Field(default=None, max_length=2000)
+    operator: str | None = Field(default=None, max_length=128)
+    previous_outcome: Outcome | None = None
+    hmac: str = Field(default="", max_length=128)
+
+    @field_validator("record_id", "decision_id")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("must be printable")
+        return value
+
+

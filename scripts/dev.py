@@ -1,0 +1,59 @@
+"""Project commands that set themselves up: ``python3 scripts/dev.py demo|test|bench``.
+
+Each creates ``.venv`` beside the project (if missing), installs the project with its
+``dev`` extra from the project's own files (again whenever pyproject.toml changes), then
+runs the command. Python 3.11 is all it assumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+STAMP = VENV / ".credit-check-installed"
+
+
+def _run(*args: str | Path) -> int:
+    return subprocess.call([str(a) for a in args], cwd=ROOT)
+
+
+def ensure_env() -> None:
+    """Create the virtual environment and install the project if needed."""
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("installing credit-check[dev] into .venv ...", flush=True)
+    rc = _run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    rc = rc or _run(BIN / "python", "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    if rc:
+        sys.exit(f"installing the project failed (exit {rc}); see pip's message above")
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "bench", "setup"}:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    ensure_env()
+    command, rest = argv[0], argv[1:]
+    if command == "setup":
+        return 0
+    if command == "demo":
+        return _run(BIN / "credit-check", "demo", *rest)
+    if command == "test":
+        return _run(BIN / "python", "-m", "pytest", *rest)
+    return _run(BIN / "python", "bench/run_all.py", *rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
