@@ -1,0 +1,87 @@
+"""The ``credit-check`` command line: argument parsing and dispatch.
+
+Each command's work lives in its own module, imported only when that command runs, so
+``credit-check --help`` stays fast and a missing optional dependency only affects the
+command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from credit_check._models import Scenario
+
+EXIT_BAD_INPUT = 2
+
+# command name -> "module:function"; the function takes the parsed Namespace, returns exit code
+_COMMANDS = {
+    "serve": "credit_check._server._command:serve",
+    "check": "credit_check._cli_check:check",
+    "check-file": "credit_check._cli_check:check_file",
+    "demo": "credit_check._demo:run",
+    "outbox": "credit_check._outbox_cli:outbox",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors exit with code 2 and one clear line, no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"credit-check: error: {message}\n"
+                                  f"Run 'credit-check {self.prog.split()[-1]} --help' for usage.\n"
+                  if " " in self.prog else f"credit-check: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="credit-check", description="逢办必查: credit checks for approval systems")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    scenarios = [s.value for s in Scenario]
+
+    p = sub.add_parser("serve", help="run the sandbox list service")
+    p.add_argument("--demo", action="store_true", help="load fictional demo data")
+    p.add_argument("--db", metavar="PATH", help="SQLite database file")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8600)
+    p.add_argument("--admin-key", metavar="KEY", help="admin key (or CREDIT_CHECK_ADMIN_KEY)")
+    p.add_argument("--json", action="store_true", help="print start-up information as JSON")
+
+    p = sub.add_parser("check", help="check one subject")
+    p.add_argument("id", help="统一社会信用代码 or 身份证号码")
+    p.add_argument("--scenario", required=True, choices=scenarios)
+    p.add_argument("--case-id", help="the case (办件) id")
+    p.add_argument("--json", action="store_true", help="print the Decision as JSON")
+
+    p = sub.add_parser("check-file", help="check every subject of a CSV file")
+    p.add_argument("file", help="CSV file with a header row")
+    p.add_argument("--scenario", required=True, choices=scenarios)
+    p.add_argument("--column", default="id", help="the identifier column (default: id)")
+    p.add_argument("--out", metavar="REPORT.csv", help="write the report here")
+    p.add_argument("--case-id", help="the case (办件) id, e.g. the tender number")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = sub.add_parser("demo", help="run the end-to-end demo on an embedded sandbox")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    p = sub.add_parser("outbox", help="inspect or flush the feedback outbox")
+    p.add_argument("action", choices=["status", "flush"])
+    p.add_argument("--timeout", type=float, default=30.0, help="flush: seconds to try")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``credit-check`` console script."""
+    args = build_parser().parse_args(argv)
+    module_name, func_name = _COMMANDS[args.command].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    try:
+        return int(func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
