@@ -1,0 +1,208 @@
+"""The HTTP transport to the list service: one ``requests.Session``, timeouts, retries with
+backoff and jitter, and translation of every ``requests`` / JSON failure into our errors.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from credit_check._exceptions import (
+    ConfigurationError,
+    InvalidServiceData,
+    ServiceRejected,
+    ServiceUnavailable,
+)
+
+logger = logging.getLogger("credit_check.transport")
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+USER_AGENT = "credit-check/0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A service answer: status, headers and the parsed JSON body (None when empty)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Parse a ``Retry-After`` header: delta-seconds or an HTTP date; None when absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _problem_detail(resp: requests.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.reason or ""
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("title") or "")
+    return ""
+
+
+class Transport:
+    """Calls the list service over HTTP with one session, retries and clear errors.
+
+    Args:
+        base_url: the service root, e.g. ``https://credit.example.gov.cn``.
+        api_key: the department API key, sent as a Bearer token.
+        connect_timeout, read_timeout: seconds, for every call.
+        retries: how many times a connection error, 502/503/504 or 429 is retried.
+        backoff: the first retry delay in seconds; doubled each time, with full jitter.
+        max_backoff: the cap on one delay (a longer Retry-After is capped too).
+        verify: verify TLS certificates (default). False needs to be asked for and logs a
+            warning.
+        ca_bundle: a CA bundle file to verify against instead of the system store.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 5.0,
+        retries: int = 2,
+        backoff: float = 0.2,
+        max_backoff: float = 5.0,
+        verify: bool = True,
+        ca_bundle: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not base_url or not base_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                "CREDIT_CHECK_BASE_URL: must be an http:// or https:// URL of the list service"
+            )
+        if not api_key:
+            raise ConfigurationError(
+                "CREDIT_CHECK_API_KEY: missing; ask the platform for your department's API key"
+            )
+        if ca_bundle is not None and not os.path.isfile(ca_bundle):
+            raise ConfigurationError(f"CREDIT_CHECK_CA_BUNDLE: no such file {ca_bundle!r}")
+        if not verify:
+            logger.warning(
+                "TLS certificate verification is OFF for %s: only for a test network", base_url
+            )
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self._timeout = (connect_timeout, read_timeout)
+        self.retries = retries
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._verify: bool | str = ca_bundle if (verify and ca_bundle) else verify
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._session = self._new_session()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {self._api_key}"
+        session.headers["User-Agent"] = USER_AGENT
+        session.headers["Accept"] = "application/json"
+        session.verify = self._verify
+        return session
+
+    def _current_session(self) -> requests.Session:
+        # A forked child must not share the parent's pooled sockets.
+        if os.getpid() != self._pid:
+            with self._lock:
+                if os.getpid() != self._pid:
+                    self._session = self._new_session()
+                    self._pid = os.getpid()
+        return self._session
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok: Collection[int] = (200,),
+        retries: int | None = None,
+    ) -> Response:
+        """Send one call, retrying what may be retried.
+
+        Args:
+            ok: statuses returned to the caller (others raise), e.g. ``(200, 304, 410)``.
+            retries: override the transport's retry count for this call.
+
+        Raises:
+            ServiceUnavailable: unreachable, timed out, or 5xx/429 after the retries.
+            ServiceRejected: a 4xx answer not in ``ok``; never retried.
+            InvalidServiceData: a body that is not JSON.
+        """
+        url = self.base_url + path
+        attempts = 1 + (self.retries if retries is None else retries)
+        last = ""
+        for attempt in range(attempts):
+            wait: float | None = None
+            try:
+                resp = self._current_session().request(
+                    method, url, json=json_body, params=params, headers=headers,
+                    timeout=self._timeout,
+                )
+            except requests.exceptions.SSLError as exc:
+                raise ServiceUnavailable(
+                    f"TLS to {self.base_url} failed: {type(exc).__name__}; check "
+                    "CREDIT_CHECK_CA_BUNDLE or the service certificate"
+                ) from exc
+            except requests.exceptions.RequestException as exc:
+                last = f"{type(exc).__name__} calling {method} {path}"
+            else:
+                if resp.status_code in ok:
+                    return Response(resp.status_code, resp.headers, self._parse(resp, path))
+                if resp.status_code not in RETRY_STATUSES and resp.status_code < 500:
+                    raise ServiceRejected(
+                        f"{method} {path} was refused with {resp.status_code}: "
+                        f"{_problem_detail(resp) or resp.reason}",
+                        status_code=resp.status_code,
+                    )
+                last = f"{method} {path} answered {resp.status_code}"
+                wait = retry_after_seconds(resp.headers.get("Retry-After"))
+            if attempt + 1 < attempts:
+                self._sleep(self._delay(attempt, wait))
+        raise ServiceUnavailable(f"list service at {self.base_url} unavailable: {last}")
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self._max_backoff)
+        return random.uniform(0, min(self._max_backoff, self._backoff * 2**attempt))
+
+    @staticmethod
+    def _parse(resp: requests.Response, path: str) -> Any:
+        if resp.status_code == 304 or not resp.content:
+            return None
+        try:
+            return json.loads(resp.content)
+        except ValueError as exc:
+            raise InvalidServiceData(f"{path}: the service answered with malformed JSON") from exc
+
+    def close(self) -> None:
+        """Close the session's pooled connections."""
+        self._session.close()
