@@ -160,6 +160,7 @@ class Transport:
         url = self.base_url + path
         attempts = 1 + (self.retries if retries is None else retries)
         last = ""
+        cause: Exception | None = None
         for attempt in range(attempts):
             wait: float | None = None
             try:
@@ -174,6 +175,7 @@ class Transport:
                 ) from exc
             except requests.exceptions.RequestException as exc:
                 last = f"{type(exc).__name__} calling {method} {path}"
+                cause = exc
             else:
                 if resp.status_code in ok:
                     return Response(resp.status_code, resp.headers, self._parse(resp, path))
@@ -184,10 +186,12 @@ class Transport:
                         status_code=resp.status_code,
                     )
                 last = f"{method} {path} answered {resp.status_code}"
+                cause = None
                 wait = retry_after_seconds(resp.headers.get("Retry-After"))
             if attempt + 1 < attempts:
                 self._sleep(self._delay(attempt, wait))
-        raise ServiceUnavailable(f"list service at {self.base_url} unavailable: {last}")
+        # Chain the last network error so a traceback shows what really happened.
+        raise ServiceUnavailable(f"list service at {self.base_url} unavailable: {last}") from cause
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -1,0 +1,99 @@
+"""The subject lookup client: ``GET /v1/subjects/{id}`` and ``POST /v1/subjects:batch``,
+each answer validated into a :class:`SubjectLookup` before anything trusts it.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from credit_check._exceptions import InvalidServiceData
+from credit_check._ids import mask_id
+from credit_check._models import ListEntry, SubjectLookup
+from credit_check._transport import Transport
+
+BATCH_LIMIT = 1000
+
+
+def _validate(body: Any, asked: str) -> SubjectLookup:
+    try:
+        answer = SubjectLookup.model_validate(body)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "body"
+                         for e in exc.errors(include_url=False, include_input=False)})
+        raise InvalidServiceData(
+            f"lookup of {mask_id(asked)}: the answer does not validate "
+            f"({', '.join(fields[:5])})"
+        ) from None
+    if answer.subject.id != asked:
+        raise InvalidServiceData(
+            f"lookup of {mask_id(asked)}: the service answered about another subject"
+        )
+    return answer
+
+
+def own_entries(answer: SubjectLookup, subject_id: str) -> list[ListEntry]:
+    """The entries that list ``subject_id`` itself."""
+    return [e for e in answer.entries if e.subject_id == subject_id]
+
+
+def representative_entries(answer: SubjectLookup, person_id: str) -> list[ListEntry]:
+    """Entries concerning a person as legal representative: the person's own entries and
+    entries of organisations that name the person as ``legal_representative_id``."""
+    return [e for e in answer.entries
+            if e.subject_id == person_id or e.legal_representative_id == person_id]
+
+
+class LookupClient:
+    """Looks subjects up on the list service.
+
+    Args:
+        transport: the checker's transport (one session).
+        retries: retries per lookup; few, because a check is waiting.
+    """
+
+    def __init__(self, transport: Transport, *, retries: int = 1) -> None:
+        self._transport = transport
+        self._retries = retries
+
+    def lookup(self, subject_id: str) -> SubjectLookup:
+        """One subject's answer.
+
+        Raises:
+            ServiceUnavailable, ServiceRejected: from the transport.
+            InvalidServiceData: the answer is not JSON, does not validate, or is about
+                another subject.
+        """
+        path = "/v1/subjects/" + urllib.parse.quote(subject_id, safe="")
+        resp = self._transport.request("GET", path, retries=self._retries)
+        return _validate(resp.body, subject_id)
+
+    def lookup_many(self, subject_ids: Sequence[str]) -> dict[str, SubjectLookup]:
+        """Answers for many subjects, one round trip per :data:`BATCH_LIMIT` ids.
+
+        Raises:
+            ServiceUnavailable, ServiceRejected, InvalidServiceData: as :meth:`lookup`; also
+                when the batch answer has the wrong number of results.
+        """
+        ids = list(dict.fromkeys(subject_ids))
+        if len(ids) == 1:
+            return {ids[0]: self.lookup(ids[0])}
+        found: dict[str, SubjectLookup] = {}
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            resp = self._transport.request(
+                "POST", "/v1/subjects:batch", json_body={"ids": chunk}, retries=self._retries
+            )
+            body = resp.body
+            results = body.get("results") if isinstance(body, dict) else None
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise InvalidServiceData(
+                    f"batch lookup of {len(chunk)} subjects: the answer does not carry "
+                    "one result per id"
+                )
+            for asked, result in zip(chunk, results, strict=True):
+                found[asked] = _validate(result, asked)
+        return found
