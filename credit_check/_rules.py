@@ -87,7 +87,12 @@ def _entry_reason(j: _Judged, catalog: Catalog, who: str, who_en: str) -> str:
         f"(issued by {e.issuing_department}; basis {e.basis_document or '-'}; "
         f"effective {_period(e)})."
     )
-    if j.suspended:
+    if j.suspended and e.list_kind is ListKind.RED:
+        text += (
+            " 该条目异议处理中，暂不作为激励依据。"
+            " / An objection to this entry is pending, so it grants no reward meanwhile."
+        )
+    elif j.suspended:
         text += (
             " 该条目异议处理中，联合惩戒措施暂停执行，但不适用绿色通道。"
             " / An objection to this entry is pending, so its measures are suspended;"
@@ -185,6 +190,7 @@ def decide(
         reasons.append(_entry_reason(j, catalog, "主体", "The subject"))
     applied: list[AppliedMeasure] = []
     rep_hits: list[ListEntry] = []
+    denied_by: list[ListEntry] = []
     blockers = [
         j.entry for j in judged if (j.counts or j.suspended) and j.entry.list_kind is not ListKind.RED
     ]
@@ -208,12 +214,17 @@ def decide(
             applied.append(_applied(m, entry))
             continue
         pool = rep_judged if m.target is Target.LEGAL_REPRESENTATIVE else judged
-        for j in pool:
-            if j.counts and j.entry.list_code in m.list_codes:
-                applied.append(_applied(m, j.entry))
-                if m.target is Target.LEGAL_REPRESENTATIVE and j.entry not in rep_hits:
-                    rep_hits.append(j.entry)
-                break
+        triggers = [j.entry for j in pool if j.counts and j.entry.list_code in m.list_codes]
+        if not triggers:
+            continue
+        applied.append(_applied(m, triggers[0]))
+        if m.effect is Effect.DENY:
+            # every triggering entry, not just the first: lifting one alone does not lift the DENY
+            denied_by.extend(triggers)
+        if m.target is Target.LEGAL_REPRESENTATIVE:
+            for e in triggers:
+                if e not in rep_hits:
+                    rep_hits.append(e)
     for e in rep_hits:
         shown = mask_id(rep.id) if rep else "—"
         if e.subject_kind is SubjectKind.ORGANIZATION:
@@ -245,8 +256,7 @@ def decide(
     reasons.append(f"结论：{_OUTCOME_WORDS[outcome]}。 / Outcome: {outcome.value}.")
     remedy = None
     if outcome is Outcome.DENY:
-        denied_by = {a.entry_id for a in applied if a.effect is Effect.DENY}
-        remedy = _remedy(e for e in matches if e.entry_id in denied_by)
+        remedy = _remedy(denied_by)
     return Decision(
         decision_id=decision_id,
         outcome=outcome,
