@@ -1,0 +1,450 @@
+"""The Checker (DESIGN §4): the SDK's front door. It owns the transport, the snapshot and
+catalogue sync thread, the lookup cache, the feedback outbox and the post-check queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import os
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, overload
+
+from credit_check._cache import LookupCache
+from credit_check._crypto import feedback_key
+from credit_check._datadir import DataDir
+from credit_check._engine import Engine, Mode
+from credit_check._exceptions import UnknownDecision
+from credit_check._feedback import decision_record, outcome_record
+from credit_check._lookup import LookupClient
+from credit_check._models import CST, Decision, FeedbackRecord, Outcome, Subject, Transaction
+from credit_check._outbox import Outbox
+from credit_check._postcheck import PostCheckQueue, PostCheckRunner
+from credit_check._sender import OutboxSender
+from credit_check._settings import FallbackPolicy, Settings
+from credit_check._sync import Syncer
+from credit_check._transport import Transport
+
+logger = logging.getLogger("credit_check")
+
+OUTBOX_FILE = "outbox.sqlite3"
+POST_CHECK_FILE = "postcheck.sqlite3"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(CST)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerStatus:
+    """A Checker's health, for readiness probes and dashboards.
+
+    Attributes:
+        ready: a catalogue and a snapshot are loaded, so checks are decided locally.
+        snapshot_version: the version of the snapshot in use, if any.
+        snapshot_age: seconds since that snapshot was last confirmed by the service.
+        catalog_version: the version of the catalogue in use, if any.
+        last_error: the most recent sync or lookup failure, cleared by a good sync.
+        outbox_pending: feedback records not yet delivered (None without feedback).
+        post_check_pending: degraded decisions waiting for a post-check.
+    """
+
+    ready: bool
+    snapshot_version: int | None
+    snapshot_age: float | None
+    catalog_version: str | None
+    last_error: str | None
+    outbox_pending: int | None
+    post_check_pending: int
+
+
+class DecisionGroup(Sequence[Decision]):
+    """The decisions of a batch or a consortium bid (联合体, rule 7), in the order asked.
+
+    Attributes:
+        decisions: the member decisions.
+        outcome: the most severe member outcome.
+    """
+
+    __slots__ = ("decisions", "outcome")
+
+    def __init__(self, decisions: Iterable[Decision]) -> None:
+        self.decisions: tuple[Decision, ...] = tuple(decisions)
+        self.outcome: Outcome = Outcome.most_severe(d.outcome for d in self.decisions)
+
+    @overload
+    def __getitem__(self, index: int) -> Decision: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Decision]: ...
+    def __getitem__(self, index: int | slice) -> Decision | Sequence[Decision]:
+        return self.decisions[index]
+
+    def __len__(self) -> int:
+        return len(self.decisions)
+
+    def __iter__(self) -> Iterator[Decision]:
+        return iter(self.decisions)
+
+    @property
+    def degraded(self) -> bool:
+        """Whether any member decision was degraded."""
+        return any(d.degraded for d in self.decisions)
+
+    def __repr__(self) -> str:
+        return f"DecisionGroup(outcome={self.outcome.value!r}, members={len(self.decisions)})"
+
+
+_SETTING_NAMES = frozenset(Settings.model_fields)
+
+
+def _after_fork(ref: weakref.ReferenceType[Checker]) -> None:
+    checker = ref()
+    if checker is not None:
+        checker._after_fork_in_child()
+
+
+class Checker:
+    """Checks subjects against the credit lists and records what was decided.
+
+    Every setting is keyword-only and overrides the defaults; :meth:`from_env` reads
+    ``CREDIT_CHECK_*`` variables instead. See :class:`~credit_check.Settings` for the
+    setting names (``base_url``, ``api_key``, ``department``, ``data_dir``, ``fallback``,
+    ``encryption_key``, ``service_public_key``, ``feedback``, ``listed_ttl``,
+    ``not_listed_ttl``, ``max_stale``, ``cache_size``, ``sync_interval``, ``verify``,
+    ``ca_bundle``, ``pilot_codes``, …).
+
+    Args:
+        on_post_check: called with ``(original, new)`` when a post-check changes the
+            outcome or finds a hit.
+        clock: the time source for decisions and cache ages (tests).
+        start: start the background sync and feedback threads.
+        settings: a complete :class:`Settings`; keyword settings override it.
+
+    Raises:
+        ConfigurationError: a setting is missing or malformed; the message names it.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        department: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        fallback: str | None = None,
+        encryption_key: str | None = None,
+        service_public_key: str | None = None,
+        feedback: bool | None = None,
+        listed_ttl: float | None = None,
+        not_listed_ttl: float | None = None,
+        max_stale: float | None = None,
+        cache_size: int | None = None,
+        sync_interval: float | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+        lookup_retries: int | None = None,
+        verify: bool | None = None,
+        ca_bundle: str | None = None,
+        pilot_codes: Iterable[str] | str | None = None,
+        on_post_check: Callable[[Decision, Decision], None] | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        start: bool = True,
+        settings: Settings | None = None,
+    ) -> None:
+        options: dict[str, Any] = {
+            "base_url": base_url, "api_key": api_key, "department": department,
+            "data_dir": data_dir, "fallback": fallback, "encryption_key": encryption_key,
+            "service_public_key": service_public_key, "feedback": feedback,
+            "listed_ttl": listed_ttl, "not_listed_ttl": not_listed_ttl,
+            "max_stale": max_stale, "cache_size": cache_size, "sync_interval": sync_interval,
+            "connect_timeout": connect_timeout, "read_timeout": read_timeout,
+            "lookup_retries": lookup_retries, "verify": verify, "ca_bundle": ca_bundle,
+            "pilot_codes": tuple(pilot_codes) if isinstance(pilot_codes, (list, set, frozenset))
+            else pilot_codes,
+        }
+        if settings is None:
+            settings = Settings.explicit(**options)
+        elif any(v is not None for v in options.values()):
+            merged = settings.model_dump() | {k: v for k, v in options.items() if v is not None}
+            settings = Settings.explicit(**merged)
+        self.settings = settings
+        base_url, api_key, self._department = settings.require()
+        policy = FallbackPolicy.parse(settings.fallback)
+        self._clock = clock or _now
+        self._pilot = settings.pilot_codes
+        self._closed = False
+        self._started = start
+        self._pid = os.getpid()
+        self._transport = Transport(
+            base_url, api_key,
+            connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+            verify=settings.verify, ca_bundle=settings.ca_bundle,
+        )
+        self._outbox: Outbox | None = None
+        self._sender: OutboxSender | None = None
+        self._queue: PostCheckQueue | None = None
+        try:
+            store = DataDir(settings.data_dir)
+            key = settings.encryption_key
+            cipher = store.cipher(key.get_secret_value() if key else None)
+            self._syncer = Syncer(self._transport, store,
+                                  pinned_key=settings.service_public_key,
+                                  interval=settings.sync_interval,
+                                  on_success=self._after_sync)
+            self._syncer.load()
+            timer = (lambda: self._clock().timestamp()) if clock else time.monotonic
+            self._cache = LookupCache(
+                listed_ttl=settings.listed_ttl, not_listed_ttl=settings.not_listed_ttl,
+                max_stale=settings.max_stale, maxsize=settings.cache_size, timer=timer,
+            )
+            self._queue = PostCheckQueue(store.file(POST_CHECK_FILE), cipher)
+            self._engine = Engine(
+                syncer=self._syncer, cache=self._cache,
+                lookup=LookupClient(self._transport, retries=settings.lookup_retries),
+                fallback=policy, queue=self._queue, clock=self._clock,
+            )
+            if settings.feedback:
+                self._outbox = Outbox(store.file(OUTBOX_FILE), cipher=cipher,
+                                      hmac_key=feedback_key(api_key))
+                self._sender = OutboxSender(self._outbox, self._transport)
+            self._post_checks = PostCheckRunner(
+                self._queue, self._engine, department=self._department,
+                outbox=self._outbox, on_post_check=on_post_check, wake=self._wake_sender,
+            )
+        except BaseException:
+            self._release()
+            raise
+        # A weak reference: the hook cannot be unregistered and must not keep us alive.
+        os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
+        if start:
+            self._start_threads()
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Checker:
+        """A Checker configured from ``CREDIT_CHECK_*`` environment variables.
+
+        Args:
+            overrides: settings (and ``on_post_check``, ``clock``, ``start``) that take
+                precedence over the environment.
+
+        Raises:
+            ConfigurationError: a variable is missing or malformed; the message names it.
+        """
+        given = {k: v for k, v in overrides.items() if k in _SETTING_NAMES}
+        rest = {k: v for k, v in overrides.items() if k not in _SETTING_NAMES}
+        return cls(settings=Settings.from_env(**given), **rest)
+
+    # -- checks ------------------------------------------------------------------------
+
+    def _subject(self, subject: Subject | str) -> Subject:
+        if isinstance(subject, Subject):
+            return subject
+        if isinstance(subject, str):
+            return Subject.parse(subject, allow=self._pilot)
+        raise TypeError(f"subject must be a Subject or an identifier string, not "
+                        f"{type(subject).__name__}")
+
+    def check(self, subject: Subject | str, transaction: Transaction) -> Decision:
+        """Check one subject for one transaction.
+
+        A subject whose prefix is not in the snapshot is decided locally; a prefix hit is
+        confirmed online (cached). If the service cannot answer and nothing usable is
+        cached, the scenario's fallback applies (``degraded=True``) and a post-check is
+        queued. The decision is written to the feedback outbox before this returns.
+
+        Args:
+            subject: a :class:`Subject`, or an identifier string (parsed by kind).
+            transaction: the case; its scenario selects the measures.
+
+        Returns:
+            The Decision.
+
+        Raises:
+            InvalidSubjectId: the identifier is invalid (before any I/O).
+            OutboxError: the decision could not be recorded durably.
+        """
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        decision = self._engine.decide_one(self._subject(subject), transaction, Mode.NORMAL)
+        assert decision is not None  # NORMAL mode always decides
+        if self._outbox is not None:
+            self._record(decision)
+        return decision
+
+    def check_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
+        """Decide from the snapshot and cache only, without any network call.
+
+        For event loops: a None answer means a lookup is needed, so call :meth:`check` in a
+        worker thread. A decision made here is recorded like any other.
+
+        Raises:
+            InvalidSubjectId: the identifier is invalid.
+            OutboxError: the decision could not be recorded durably.
+        """
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        decision = self._engine.decide_one(self._subject(subject), transaction, Mode.LOCAL)
+        if decision is not None and self._outbox is not None:
+            self._record(decision)
+        return decision
+
+    def check_many(
+        self, subjects: Iterable[Subject | str], transaction: Transaction
+    ) -> DecisionGroup:
+        """Check a batch or the members of a consortium bid, with one lookup round trip for
+        every subject whose prefix is in the snapshot.
+
+        Raises:
+            InvalidSubjectId: any identifier is invalid (before any I/O).
+            OutboxError: a decision could not be recorded durably.
+        """
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        parsed = [self._subject(s) for s in subjects]
+        decisions = [d for d in self._engine.decide_many(parsed, transaction, Mode.NORMAL)
+                     if d is not None]
+        if self._outbox is not None:
+            for d in decisions:
+                self._record(d)
+        return DecisionGroup(decisions)
+
+    def _record(self, decision: Decision) -> None:
+        assert self._outbox is not None
+        self._outbox.add(decision_record(decision, department=self._department))
+        self._wake_sender()
+
+    def _wake_sender(self) -> None:
+        if self._sender is not None:
+            self._sender.wake()
+
+    # -- feedback ----------------------------------------------------------------------
+
+    def report(self, decision_id: str, result: str, note: str | None = None,
+               operator: str | None = None) -> str:
+        """Report the case outcome for a decision (执行反馈), e.g. ``result="rejected"``.
+
+        Returns:
+            The id of the outcome feedback record.
+
+        Raises:
+            UnknownDecision: this checker's outbox has no such decision (or feedback is off).
+            OutboxError: the record could not be stored.
+        """
+        if self._outbox is None:
+            raise UnknownDecision(
+                f"decision {decision_id!r}: feedback is off (feedback=False), so no decision "
+                "is recorded to report on"
+            )
+        original = self._outbox.decision(decision_id)
+        if original is None:
+            raise UnknownDecision(f"decision {decision_id!r} was not made by this checker")
+        record = outcome_record(original, result=result, note=note, operator=operator,
+                                now=self._clock())
+        self._outbox.add(record)
+        self._wake_sender()
+        record_id: str = record.record_id
+        return record_id
+
+    def checks_for_case(self, case_id: str) -> list[FeedbackRecord]:
+        """Every feedback record kept for a case, oldest first (the query record)."""
+        if self._outbox is None:
+            return []
+        return list(self._outbox.for_case(case_id))
+
+    # -- state -------------------------------------------------------------------------
+
+    def sync(self) -> bool:
+        """Sync snapshot and catalogue now (and run due post-checks); True on success."""
+        ok = self._syncer.sync_once()
+        if ok:
+            self._after_sync()
+        return ok
+
+    def _after_sync(self) -> None:
+        self._post_checks.run()
+
+    @property
+    def ready(self) -> bool:
+        """Whether a catalogue and a snapshot are loaded."""
+        return self._syncer.ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until :attr:`ready` (or ``timeout`` seconds); returns :attr:`ready`."""
+        return self._syncer.ready.wait(timeout)
+
+    def status(self) -> CheckerStatus:
+        """The snapshot and catalogue versions, the last error and the queue sizes."""
+        syncer, engine = self._syncer, self._engine
+        snapshot, catalog = syncer.snapshot, syncer.catalog
+        errors = [(syncer.last_error_at or 0.0, syncer.last_error),
+                  (engine.last_error_at or 0.0, engine.last_error)]
+        if syncer.last_success_at and (engine.last_error_at or 0.0) < syncer.last_success_at:
+            errors.pop()  # a later good sync shows the service is back
+        last = max((e for e in errors if e[1]), default=(0.0, None))[1]
+        outbox_pending = None
+        if self._outbox is not None:
+            outbox_pending = self._outbox.status().pending
+        assert self._queue is not None
+        return CheckerStatus(
+            ready=self.ready,
+            snapshot_version=snapshot.version if snapshot is not None else None,
+            snapshot_age=(time.time() - syncer.snapshot_at) if syncer.snapshot_at else None,
+            catalog_version=catalog.catalog.version if catalog is not None else None,
+            last_error=last,
+            outbox_pending=outbox_pending,
+            post_check_pending=self._queue.size(),
+        )
+
+    # -- threads, fork, close ----------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        self._syncer.start()
+        if self._sender is not None:
+            self._sender.start()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's threads do not exist here and its locks may be held forever.
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._cache.reset_lock()
+        self._syncer.after_fork_in_child()
+        if self._queue is not None:
+            self._queue.reset_lock()
+        self._post_checks.reset_lock()
+        if self._started and not self._closed:
+            self._start_threads()
+
+    def close(self) -> None:
+        """Stop the threads, deliver what the outbox can within a few seconds, release."""
+        if self._closed:
+            return
+        self._closed = True
+        self._syncer.stop()
+        self._release()
+
+    def _release(self) -> None:
+        if self._sender is not None:
+            self._sender.close(5.0)
+        if self._outbox is not None:
+            self._outbox.close()
+        if self._queue is not None:
+            self._queue.close()
+        self._transport.close()
+
+    def __enter__(self) -> Checker:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"Checker(base_url={self._transport.base_url!r}, "
+                f"department={self._department!r}, ready={self.ready})")
+

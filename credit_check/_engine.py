@@ -1,0 +1,315 @@
+"""How the Checker reaches a Decision: snapshot prefilter, lookup cache, one lookup round
+trip for all prefix hits, legal representatives, the rulebook, and rule 9's fallback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from credit_check._cache import LookupCache
+from credit_check._exceptions import InvalidSubjectId, OutboxError, ServiceError, ServiceUnavailable
+from credit_check._ids import validate_id_number
+from credit_check._lookup import LookupClient, own_entries, representative_entries
+from credit_check._models import (
+    Catalog,
+    Decision,
+    Effect,
+    Outcome,
+    Scenario,
+    Subject,
+    SubjectKind,
+    SubjectLookup,
+    Target,
+    Transaction,
+)
+from credit_check._postcheck import PostCheckQueue
+from credit_check._rules import decide, fallback_decision
+from credit_check._settings import FallbackPolicy
+from credit_check._sync import Syncer
+
+logger = logging.getLogger("credit_check")
+
+
+class Mode(enum.Enum):
+    NORMAL = "normal"  # network allowed; failures fall back (rule 9)
+    LOCAL = "local"  # snapshot and cache only; None where the network would be needed
+    STRICT = "strict"  # network allowed; failures raise (post-checks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    lookup: SubjectLookup | None  # None: the snapshot says the subject is on no list
+    stale: bool = False
+
+
+_CLEAR = _Answer(None)
+
+
+def _allow_reasons() -> tuple[str, ...]:
+    # Taken from the rulebook itself so the fast path says exactly what decide() says.
+    probe = decide(
+        subject=Subject.model_construct(kind=SubjectKind.ORGANIZATION, id="-", name=None,
+                                        legal_representative=None),
+        transaction=Transaction.model_construct(scenario=Scenario.LICENSING),
+        catalog=Catalog.model_construct(version="-", lists=[], measures=[]),
+        now=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+        decision_id="-",
+    )
+    return tuple(probe.reasons)
+
+
+_ALLOW_REASONS = _allow_reasons()
+
+
+class _Plan:
+    """What one catalogue asks of the lookups, per scenario."""
+
+    __slots__ = ("catalog", "clean", "rep")
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.clean = frozenset(
+            s for m in catalog.measures
+            if m.effect is Effect.GREEN_CHANNEL and m.clean_years is not None
+            for s in m.scenarios
+        )
+        self.rep = frozenset(
+            s for m in catalog.measures if m.target is Target.LEGAL_REPRESENTATIVE
+            for s in m.scenarios
+        )
+
+
+def new_decision_id() -> str:
+    return os.urandom(16).hex()
+
+
+class Engine:
+    """Decides subjects for one Checker; thread-safe (state is replaced whole, caches lock)."""
+
+    def __init__(
+        self,
+        *,
+        syncer: Syncer,
+        cache: LookupCache,
+        lookup: LookupClient,
+        fallback: FallbackPolicy,
+        queue: PostCheckQueue,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self._syncer = syncer
+        self._cache = cache
+        self._lookup = lookup
+        self._fallback = fallback
+        self._queue = queue
+        self._clock = clock
+        self._plan: _Plan | None = None
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+
+    def _plan_for(self, catalog: Catalog) -> _Plan:
+        plan = self._plan
+        if plan is None or plan.catalog is not catalog:
+            plan = self._plan = _Plan(catalog)
+        return plan
+
+    def decide_one(self, subject: Subject, transaction: Transaction, mode: Mode) -> Decision | None:
+        """One subject; the hot path for a not-listed subject does no I/O and no lock."""
+        state = self._syncer.catalog
+        snapshot = self._syncer.snapshot
+        if state is not None and snapshot is not None:
+            plan = self._plan_for(state.catalog)
+            scenario = transaction.scenario
+            if (
+                scenario not in plan.clean
+                and (subject.legal_representative is None or scenario not in plan.rep)
+                and not snapshot.contains(subject.id)
+            ):
+                # Not listed, and no representative to check: the rulebook would find
+                # nothing, so build its ALLOW directly.
+                return Decision.model_construct(
+                    decision_id=new_decision_id(),
+                    outcome=Outcome.ALLOW,
+                    subject=subject,
+                    transaction=transaction,
+                    measures=[],
+                    matches=[],
+                    reasons=list(_ALLOW_REASONS),
+                    remedy=None,
+                    degraded=False,
+                    catalog_version=state.catalog.version,
+                    data_version=str(snapshot.version),
+                    decided_at=self._clock(),
+                )
+        return self.decide_many([subject], transaction, mode)[0]
+
+    def decide_many(
+        self, subjects: Sequence[Subject], transaction: Transaction, mode: Mode
+    ) -> list[Decision | None]:
+        """Decide each subject with one lookup round trip for all that need one (plus one
+        for legal representatives that only the service named).
+
+        Raises:
+            ServiceError: only in ``Mode.STRICT``, when the service cannot answer.
+        """
+        now = self._clock()
+        state = self._syncer.catalog
+        if state is None:
+            if mode is Mode.STRICT:
+                raise ServiceUnavailable("no measure catalogue is available yet")
+            why = "尚无措施目录 / no measure catalogue yet"
+            return [self._fall_back(s, transaction, now, None, why) for s in subjects]
+        plan = self._plan_for(state.catalog)
+        scenario = transaction.scenario
+        want_rep = scenario in plan.rep
+        clean = scenario in plan.clean
+        reps: dict[str, Subject | None] = {}
+        ids: list[str] = []
+        clean_ids: set[str] = set()
+        for s in subjects:
+            ids.append(s.id)
+            if clean:
+                clean_ids.add(s.id)
+            if want_rep and s.kind is SubjectKind.ORGANIZATION and s.legal_representative:
+                reps[s.id] = s.legal_representative
+                ids.append(s.legal_representative.id)
+        answers, failure = self._resolve(ids, clean_ids, mode)
+        if want_rep:
+            found = {}
+            for s in subjects:
+                if s.kind is SubjectKind.ORGANIZATION and s.id not in reps:
+                    rep = self._named_rep(answers.get(s.id))
+                    reps[s.id] = rep
+                    if rep is not None and rep.id not in answers:
+                        found[rep.id] = rep
+            if found:
+                more, more_cause = self._resolve(list(found), set(), mode)
+                answers.update(more)
+                failure = failure or more_cause
+        decisions: list[Decision | None] = []
+        for s in subjects:
+            rep = reps.get(s.id)
+            a = answers.get(s.id)
+            ra = answers.get(rep.id) if rep is not None else _CLEAR
+            if a is None or ra is None:
+                if mode is Mode.LOCAL:
+                    decisions.append(None)
+                    continue
+                if mode is Mode.STRICT:
+                    raise ServiceUnavailable(failure or "the list service did not answer")
+                decisions.append(self._fall_back(s, transaction, now, state.catalog.version,
+                                                 failure or "lookup failed"))
+                continue
+            decisions.append(self._decide(s, rep, a, ra, transaction, state.catalog, now))
+        return decisions
+
+    def _decide(
+        self, s: Subject, rep: Subject | None, a: _Answer, ra: _Answer,
+        transaction: Transaction, catalog: Catalog, now: dt.datetime,
+    ) -> Decision:
+        if rep is not None and s.legal_representative is None:
+            s = s.model_copy(update={"legal_representative": rep})
+        snapshot = self._syncer.snapshot
+        stale = a.stale or ra.stale
+        decision = decide(
+            subject=s,
+            transaction=transaction,
+            catalog=catalog,
+            now=now,
+            decision_id=new_decision_id(),
+            entries=own_entries(a.lookup, s.id) if a.lookup else (),
+            representative_entries=(
+                representative_entries(ra.lookup, rep.id) if rep and ra.lookup else ()
+            ),
+            clean_since=a.lookup.clean_since if a.lookup else None,
+            data_version=(a.lookup.data_version if a.lookup
+                          else str(snapshot.version) if snapshot else None),
+            degraded=stale,
+        )
+        if stale:
+            # Decided on an answer kept from before the outage: verify it when possible.
+            self._enqueue(decision)
+        return decision
+
+    def _named_rep(self, answer: _Answer | None) -> Subject | None:
+        if answer is None or answer.lookup is None:
+            return None
+        ref = answer.lookup.subject.legal_representative
+        if ref is None:
+            return None
+        try:
+            rep_id = validate_id_number(ref.id)
+        except InvalidSubjectId:
+            logger.warning("the service named a legal representative with an invalid id number")
+            return None
+        return Subject.model_construct(kind=SubjectKind.PERSON, id=rep_id, name=ref.name,
+                                       legal_representative=None)
+
+    def _resolve(
+        self, ids: Iterable[str], clean_ids: set[str], mode: Mode
+    ) -> tuple[dict[str, _Answer], str | None]:
+        snapshot = self._syncer.snapshot
+        answers: dict[str, _Answer] = {}
+        todo: list[str] = []
+        for sid in dict.fromkeys(ids):
+            if snapshot is not None and sid not in clean_ids and not snapshot.contains(sid):
+                answers[sid] = _CLEAR
+                continue
+            cached = self._cache.get(sid)
+            if cached is not None:
+                answers[sid] = _Answer(cached)
+            elif mode is not Mode.LOCAL:
+                todo.append(sid)
+        if not todo:
+            return answers, None
+        try:
+            fresh = self._lookup.lookup_many(todo)
+        except ServiceError as exc:
+            self.last_error, self.last_error_at = f"lookup: {exc}", time.time()
+            logger.warning("credit list lookup failed for %d subject(s): %s", len(todo), exc)
+            self._syncer.wake()
+            for sid in todo:
+                stale = self._cache.get_stale(sid) if mode is not Mode.STRICT else None
+                if stale is not None:
+                    answers[sid] = _Answer(stale, stale=True)
+                elif mode is not Mode.STRICT and snapshot is not None \
+                        and not snapshot.contains(sid):
+                    # Only clean_since was wanted: decide without the clean-record reward.
+                    answers[sid] = _CLEAR
+            return answers, type(exc).__name__
+        for sid, answer in fresh.items():
+            self._cache.put(sid, answer)
+            answers[sid] = _Answer(answer)
+        return answers, None
+
+    def _fall_back(
+        self, s: Subject, transaction: Transaction, now: dt.datetime,
+        catalog_version: str | None, cause: str,
+    ) -> Decision:
+        snapshot = self._syncer.snapshot
+        decision = fallback_decision(
+            subject=s,
+            transaction=transaction,
+            outcome=self._fallback.outcome(transaction.scenario),
+            now=now,
+            decision_id=new_decision_id(),
+            catalog_version=catalog_version,
+            data_version=str(snapshot.version) if snapshot else None,
+            cause=cause,
+        )
+        self._enqueue(decision)
+        return decision
+
+    def _enqueue(self, decision: Decision) -> None:
+        try:
+            self._queue.add(decision)
+        except OutboxError as exc:
+            # The decision stands; losing its post-check is logged loudly, not raised.
+            self.last_error, self.last_error_at = f"post-check queue: {exc}", time.time()
+            logger.error("cannot queue decision %s for a post-check: %s",
+                         decision.decision_id, exc)

@@ -1,0 +1,194 @@
+"""Snapshot and catalogue sync: signatures verified, deltas applied, full resync on 410 or
+checksum mismatch, ETag polling, persistence across restarts, last good copy kept."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+from _fake_service import BASE, ORG, OTHER_ORG, THIRD_ORG, FakeService, entry
+
+from credit_check import Checker, Outcome, Transaction
+from credit_check._crypto import Signer
+from credit_check._datadir import DataDir
+from credit_check._exceptions import ServiceUnavailable
+from credit_check._sync import Syncer
+from credit_check._transport import Transport
+
+PROCUREMENT = Transaction(scenario="procurement", case_id="CG-2")
+KEY = base64.b64encode(b"s" * 32).decode()
+
+
+@pytest.fixture
+def service() -> Iterator[FakeService]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeService(rsps)
+
+
+def syncer(tmp_path: Path, pinned: str | None = None, **kw: Any) -> Syncer:
+    transport = Transport(BASE, "k", retries=0, sleep=lambda s: None)
+    return Syncer(transport, DataDir(tmp_path), pinned_key=pinned, interval=60, **kw)
+
+
+def checker(tmp_path: Path, **kw: Any) -> Checker:
+    options: dict[str, Any] = dict(base_url=BASE, api_key="k", department="d",
+                                   data_dir=tmp_path, encryption_key=KEY, start=False,
+                                   feedback=False)
+    options.update(kw)
+    return Checker(**options)
+
+
+def test_first_sync_is_full_then_deltas(service: FakeService, tmp_path: Path) -> None:
+    s = syncer(tmp_path)
+    service.add(entry(ORG))
+    assert s.sync_once() and s.ready.is_set()
+    assert s.snapshot is not None and s.snapshot.contains(ORG)
+    service.add(entry(OTHER_ORG))
+    assert s.sync_once()
+    assert s.snapshot.version == service.version and s.snapshot.contains(OTHER_ORG)
+    assert service.calls["snapshot"] == 2
+
+
+def test_catalogue_is_polled_with_its_etag(service: FakeService, tmp_path: Path) -> None:
+    s = syncer(tmp_path)
+    assert s.sync_once()
+    first = s.catalog
+    assert s.sync_once()
+    assert s.catalog is first  # 304: kept
+    service.catalog = dict(service.catalog, version="2026.2")
+    assert s.sync_once()
+    assert s.catalog is not None and s.catalog.catalog.version == "2026.2"
+
+
+def test_410_triggers_a_full_resync(service: FakeService, tmp_path: Path) -> None:
+    s = syncer(tmp_path)
+    assert s.sync_once()
+    service.add(entry(ORG))
+    service.modes["delta"] = 410
+    assert s.sync_once()
+    assert s.snapshot is not None and s.snapshot.contains(ORG)
+    assert service.calls["snapshot"] == 3  # full, 410, full
+
+
+def test_checksum_mismatch_triggers_a_full_resync(service: FakeService, tmp_path: Path) -> None:
+    s = syncer(tmp_path)
+    assert s.sync_once()
+    service.add(entry(ORG))
+    service.modes["delta"] = "checksum"
+    assert s.sync_once()
+    assert s.snapshot is not None and s.snapshot.contains(ORG)
+    assert s.snapshot.version == service.version
+    assert service.calls["snapshot"] == 3
+
+
+@pytest.mark.parametrize("mode", [("snapshot_sig", "badsig"), ("catalog_sig", "badsig"),
+                                  ("snapshot", "garbage"), ("snapshot", "schema"),
+                                  ("catalog", "schema"), ("snapshot", 500),
+                                  ("catalog", "timeout")])
+def test_bad_data_is_rejected_and_the_last_good_copy_keeps_serving(
+    service: FakeService, tmp_path: Path, mode: tuple[str, Any]
+) -> None:
+    service.add(entry(ORG))
+    s = syncer(tmp_path)
+    assert s.sync_once()
+    good_snapshot, good_catalog = s.snapshot, s.catalog
+    service.catalog = dict(service.catalog, version="2026.9")
+    service.add(entry(OTHER_ORG))
+    service.modes[mode[0]] = mode[1]
+    assert not s.sync_once()
+    assert s.last_error
+    which = "catalogue" if mode[0].startswith("catalog") else "snapshot"
+    assert which in s.last_error
+    if which == "snapshot":
+        assert s.snapshot is good_snapshot and s.snapshot.contains(ORG)
+    else:
+        assert s.catalog is good_catalog
+    del service.modes[mode[0]]
+    assert s.sync_once() and s.last_error is None
+
+
+def test_tofu_key_is_stored_and_a_changed_key_is_refused(
+    service: FakeService, tmp_path: Path
+) -> None:
+    assert syncer(tmp_path).sync_once()
+    assert (tmp_path / "service_public.key").read_text() == service.signer.public_key
+    service.signer = Signer.generate()
+    s = syncer(tmp_path)
+    assert not s.sync_once()
+    assert s.last_error and "different signing key" in s.last_error
+
+
+def test_restarted_checker_serves_the_persisted_snapshot_with_the_service_down(
+    service: FakeService, tmp_path: Path
+) -> None:
+    service.add(entry(ORG))
+    with checker(tmp_path) as first:
+        assert first.sync()
+    service.down = True
+    with checker(tmp_path) as second:
+        assert second.ready and second.wait_ready(0)
+        status = second.status()
+        assert status.snapshot_version == service.version and status.catalog_version
+        assert status.snapshot_age is not None
+        d = second.check(THIRD_ORG, PROCUREMENT)
+        assert d.outcome is Outcome.ALLOW and not d.degraded
+        listed = second.check(ORG, PROCUREMENT)
+        assert listed.degraded and listed.outcome is Outcome.REVIEW
+
+
+def test_persisted_snapshot_signed_by_another_key_is_ignored(
+    service: FakeService, tmp_path: Path
+) -> None:
+    with checker(tmp_path) as first:
+        assert first.sync()
+    with checker(tmp_path, service_public_key=Signer.generate().public_key) as second:
+        assert not second.ready
+
+
+def test_the_sync_thread_syncs_and_stops(service: FakeService, tmp_path: Path) -> None:
+    done = threading.Event()
+    s = syncer(tmp_path, on_success=done.set)
+    s.start()
+    assert done.wait(5) and s.ready.is_set()
+    s.stop()
+    assert s._thread is None
+
+
+def test_the_sync_thread_survives_failures_and_a_wake_retries(
+    service: FakeService, tmp_path: Path
+) -> None:
+    service.down = True
+    done = threading.Event()
+    s = syncer(tmp_path, on_success=done.set)
+    s.start()
+    service.down = False
+    s.wake()
+    assert done.wait(5)
+    s.stop()
+
+
+def test_post_sync_failures_do_not_kill_the_thread(service: FakeService, tmp_path: Path) -> None:
+    calls: list[int] = []
+    second = threading.Event()
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ServiceUnavailable("post-check hiccup")
+        second.set()
+
+    s = syncer(tmp_path, on_success=flaky)
+    s.start()
+    s.wake()
+    deadline = dt.datetime.now() + dt.timedelta(seconds=5)
+    while not second.is_set() and dt.datetime.now() < deadline:
+        s.wake()
+        second.wait(0.05)
+    s.stop()
+    assert second.is_set()
