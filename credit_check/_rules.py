@@ -46,17 +46,21 @@ class _Judged:
     entry: ListEntry
     counts: bool  # applies measures now
     suspended: bool  # objection pending on a list that suspends: no measure, but no reward
+    kind: ListKind  # the catalogue's kind for the list; the entry's own only for unknown lists
 
 
 def judge_entry(entry: ListEntry, catalog: Catalog, now: dt.datetime) -> _Judged | None:
     """How one entry stands at ``now``; None when it must be ignored entirely (rules 2 and 4)."""
     if entry.status in _IGNORED or not entry.is_in_period(now):
         return None
+    definition = catalog.list_definition(entry.list_code)
+    # The catalogue is the authority on what a list is: an entry that calls a watch list
+    # "red" must not earn a reward.
+    kind = definition.kind if definition else entry.list_kind
     if entry.status is EntryStatus.OBJECTION_PENDING:
-        definition = catalog.list_definition(entry.list_code)
         suspends = definition.suspend_on_objection if definition else True
-        return _Judged(entry, counts=not suspends, suspended=suspends)
-    return _Judged(entry, counts=True, suspended=False)
+        return _Judged(entry, counts=not suspends, suspended=suspends, kind=kind)
+    return _Judged(entry, counts=True, suspended=False, kind=kind)
 
 
 def years_before(moment: dt.datetime, years: int) -> dt.datetime:
@@ -83,11 +87,11 @@ def _entry_reason(j: _Judged, catalog: Catalog, who: str, who_en: str) -> str:
     text = (
         f"{who}在{_list_name(catalog, e.list_code)}名单上（发布部门：{e.issuing_department}；"
         f"依据：{e.basis_document or '—'}；有效期：{_period(e)}）。"
-        f" / {who_en} is on the {e.list_kind.value} list {e.list_code} "
+        f" / {who_en} is on the {j.kind.value} list {e.list_code} "
         f"(issued by {e.issuing_department}; basis {e.basis_document or '-'}; "
         f"effective {_period(e)})."
     )
-    if j.suspended and e.list_kind is ListKind.RED:
+    if j.suspended and j.kind is ListKind.RED:
         text += (
             " 该条目异议处理中，暂不作为激励依据。"
             " / An objection to this entry is pending, so it grants no reward meanwhile."
@@ -192,7 +196,7 @@ def decide(
     rep_hits: list[ListEntry] = []
     denied_by: list[ListEntry] = []
     blockers = [
-        j.entry for j in judged if (j.counts or j.suspended) and j.entry.list_kind is not ListKind.RED
+        j.entry for j in judged if (j.counts or j.suspended) and j.kind is not ListKind.RED
     ]
     for m in catalog.measures:
         if scenario not in m.scenarios:
@@ -236,7 +240,7 @@ def decide(
             )
         else:
             reasons.append(
-                _entry_reason(_Judged(e, True, False), catalog, f"法定代表人（{shown}）",
+                _entry_reason(_Judged(e, True, False, e.list_kind), catalog, f"法定代表人（{shown}）",
                               f"The legal representative ({shown})")
             )
     reasons.extend(_measure_reason(a) for a in applied)
@@ -280,7 +284,7 @@ def _green_channel(
     zh = f"可容缺受理，申请人书面承诺在 {days} 日内补齐材料。" if days else ""
     en = f" Missing materials may be supplied within {days} days on a written commitment." if days else ""
     for j in judged:
-        if j.counts and j.entry.list_kind is ListKind.RED and j.entry.list_code in m.list_codes:
+        if j.counts and j.kind is ListKind.RED and j.entry.list_code in m.list_codes:
             return j.entry, (
                 f"主体为守信激励对象（{j.entry.list_code}），适用措施 {m.code}「{m.name}」。{zh}"
                 f" / The subject is on the red list {j.entry.list_code}: {m.name} applies.{en}"

@@ -599,3 +599,12 @@ def test_fallback_decision_without_catalogue_or_cause() -> None:
     )
     assert d.degraded and d.catalog_version is None and d.data_version is None
     assert "()" not in d.reasons[0] and "（）" not in d.reasons[0]
+
+
+def test_the_catalogue_decides_a_list_kind_not_the_entry() -> None:
+    """A watch-list entry that calls itself red earns no reward and still blocks the green channel."""
+    mislabelled = entry("market.abnormal_operation", list_kind=ListKind.RED)
+    clean = NOW - dt.timedelta(days=365 * 5)
+    d = check("licensing", [mislabelled], clean_since=clean)
+    assert d.outcome is Outcome.RESTRICT
+    assert codes(d) == ["P-005"]
