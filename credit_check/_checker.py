@@ -10,19 +10,19 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, overload
+from typing import Any
 
 from credit_check._cache import LookupCache
+from credit_check._checker_types import CheckerStatus, DecisionGroup
 from credit_check._crypto import feedback_key
 from credit_check._datadir import DataDir
 from credit_check._engine import Engine, Mode
 from credit_check._exceptions import UnknownDecision
 from credit_check._feedback import decision_record, outcome_record
 from credit_check._lookup import LookupClient
-from credit_check._models import CST, Decision, FeedbackRecord, Outcome, Subject, Transaction
+from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transaction
 from credit_check._outbox import Outbox
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
 from credit_check._sender import OutboxSender
@@ -38,65 +38,6 @@ POST_CHECK_FILE = "postcheck.sqlite3"
 
 def _now() -> dt.datetime:
     return dt.datetime.now(CST)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckerStatus:
-    """A Checker's health, for readiness probes and dashboards.
-
-    Attributes:
-        ready: a catalogue and a snapshot are loaded, so checks are decided locally.
-        snapshot_version: the version of the snapshot in use, if any.
-        snapshot_age: seconds since that snapshot was last confirmed by the service.
-        catalog_version: the version of the catalogue in use, if any.
-        last_error: the most recent sync or lookup failure, cleared by a good sync.
-        outbox_pending: feedback records not yet delivered (None without feedback).
-        post_check_pending: degraded decisions waiting for a post-check.
-    """
-
-    ready: bool
-    snapshot_version: int | None
-    snapshot_age: float | None
-    catalog_version: str | None
-    last_error: str | None
-    outbox_pending: int | None
-    post_check_pending: int
-
-
-class DecisionGroup(Sequence[Decision]):
-    """The decisions of a batch or a consortium bid (联合体, rule 7), in the order asked.
-
-    Attributes:
-        decisions: the member decisions.
-        outcome: the most severe member outcome.
-    """
-
-    __slots__ = ("decisions", "outcome")
-
-    def __init__(self, decisions: Iterable[Decision]) -> None:
-        self.decisions: tuple[Decision, ...] = tuple(decisions)
-        self.outcome: Outcome = Outcome.most_severe(d.outcome for d in self.decisions)
-
-    @overload
-    def __getitem__(self, index: int) -> Decision: ...
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Decision]: ...
-    def __getitem__(self, index: int | slice) -> Decision | Sequence[Decision]:
-        return self.decisions[index]
-
-    def __len__(self) -> int:
-        return len(self.decisions)
-
-    def __iter__(self) -> Iterator[Decision]:
-        return iter(self.decisions)
-
-    @property
-    def degraded(self) -> bool:
-        """Whether any member decision was degraded."""
-        return any(d.degraded for d in self.decisions)
-
-    def __repr__(self) -> str:
-        return f"DecisionGroup(outcome={self.outcome.value!r}, members={len(self.decisions)})"
 
 
 _SETTING_NAMES = frozenset(Settings.model_fields)

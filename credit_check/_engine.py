@@ -272,7 +272,6 @@ class Engine:
         except ServiceError as exc:
             self.last_error, self.last_error_at = f"lookup: {exc}", time.time()
             logger.warning("credit list lookup failed for %d subject(s): %s", len(todo), exc)
-            self._syncer.wake()
             for sid in todo:
                 stale = self._cache.get_stale(sid) if mode is not Mode.STRICT else None
                 if stale is not None:

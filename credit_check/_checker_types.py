@@ -1,0 +1,70 @@
+"""The small result types of the Checker: a group of decisions (batch or consortium bid)
+and the Checker's status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import overload
+
+from credit_check._models import Decision, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerStatus:
+    """A Checker's health, for readiness probes and dashboards.
+
+    Attributes:
+        ready: a catalogue and a snapshot are loaded, so checks are decided locally.
+        snapshot_version: the version of the snapshot in use, if any.
+        snapshot_age: seconds since that snapshot was last confirmed by the service.
+        catalog_version: the version of the catalogue in use, if any.
+        last_error: the most recent sync or lookup failure, cleared by a good sync.
+        outbox_pending: feedback records not yet delivered (None without feedback).
+        post_check_pending: degraded decisions waiting for a post-check.
+    """
+
+    ready: bool
+    snapshot_version: int | None
+    snapshot_age: float | None
+    catalog_version: str | None
+    last_error: str | None
+    outbox_pending: int | None
+    post_check_pending: int
+
+
+class DecisionGroup(Sequence[Decision]):
+    """The decisions of a batch or a consortium bid (联合体, rule 7), in the order asked.
+
+    Attributes:
+        decisions: the member decisions.
+        outcome: the most severe member outcome.
+    """
+
+    __slots__ = ("decisions", "outcome")
+
+    def __init__(self, decisions: Iterable[Decision]) -> None:
+        self.decisions: tuple[Decision, ...] = tuple(decisions)
+        self.outcome: Outcome = Outcome.most_severe(d.outcome for d in self.decisions)
+
+    @overload
+    def __getitem__(self, index: int) -> Decision: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Decision]: ...
+    def __getitem__(self, index: int | slice) -> Decision | Sequence[Decision]:
+        return self.decisions[index]
+
+    def __len__(self) -> int:
+        return len(self.decisions)
+
+    def __iter__(self) -> Iterator[Decision]:
+        return iter(self.decisions)
+
+    @property
+    def degraded(self) -> bool:
+        """Whether any member decision was degraded."""
+        return any(d.degraded for d in self.decisions)
+
+    def __repr__(self) -> str:
+        return f"DecisionGroup(outcome={self.outcome.value!r}, members={len(self.decisions)})"
