@@ -68,7 +68,9 @@ class LookupClient:
                 another subject.
         """
         path = "/v1/subjects/" + urllib.parse.quote(subject_id, safe="")
-        resp = self._transport.request("GET", path, retries=self._retries)
+        # Error messages end up in logs: never with a person's id in clear.
+        resp = self._transport.request("GET", path, retries=self._retries,
+                                       label="/v1/subjects/" + mask_id(subject_id))
         return _validate(resp.body, subject_id)
 
     def lookup_many(self, subject_ids: Sequence[str]) -> dict[str, SubjectLookup]:

@@ -145,12 +145,14 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         ok: Collection[int] = (200,),
         retries: int | None = None,
+        label: str | None = None,
     ) -> Response:
         """Send one call, retrying what may be retried.
 
         Args:
             ok: statuses returned to the caller (others raise), e.g. ``(200, 304, 410)``.
             retries: override the transport's retry count for this call.
+            label: how error messages name the path, e.g. with a person's id masked.
 
         Raises:
             ServiceUnavailable: unreachable, timed out, or 5xx/429 after the retries.
@@ -158,6 +160,7 @@ class Transport:
             InvalidServiceData: a body that is not JSON.
         """
         url = self.base_url + path
+        shown = label or path
         attempts = 1 + (self.retries if retries is None else retries)
         last = ""
         cause: Exception | None = None
@@ -174,18 +177,18 @@ class Transport:
                     "CREDIT_CHECK_CA_BUNDLE or the service certificate"
                 ) from exc
             except requests.exceptions.RequestException as exc:
-                last = f"{type(exc).__name__} calling {method} {path}"
+                last = f"{type(exc).__name__} calling {method} {shown}"
                 cause = exc
             else:
                 if resp.status_code in ok:
-                    return Response(resp.status_code, resp.headers, self._parse(resp, path))
+                    return Response(resp.status_code, resp.headers, self._parse(resp, shown))
                 if resp.status_code not in RETRY_STATUSES and resp.status_code < 500:
                     raise ServiceRejected(
-                        f"{method} {path} was refused with {resp.status_code}: "
+                        f"{method} {shown} was refused with {resp.status_code}: "
                         f"{_problem_detail(resp) or resp.reason}",
                         status_code=resp.status_code,
                     )
-                last = f"{method} {path} answered {resp.status_code}"
+                last = f"{method} {shown} answered {resp.status_code}"
                 cause = None
                 wait = retry_after_seconds(resp.headers.get("Retry-After"))
             if attempt + 1 < attempts:

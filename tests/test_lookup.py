@@ -118,3 +118,15 @@ def test_entries_are_split_into_own_and_as_representative() -> None:
     ]))
     assert [e.entry_id for e in own_entries(answer, PERSON)] == ["own"]
     assert [e.entry_id for e in representative_entries(answer, PERSON)] == ["own", "as-rep"]
+
+
+@responses.activate
+def test_errors_never_show_the_id_in_clear() -> None:
+    responses.get(f"{BASE}/v1/subjects/{PERSON}", status=503)
+    with pytest.raises(ServiceUnavailable) as info:
+        client(retries=0).lookup(PERSON)
+    assert PERSON not in str(info.value) and "110105********002X" in str(info.value)
+    responses.get(f"{BASE}/v1/subjects/{ORG}", body="{bad")
+    with pytest.raises(InvalidServiceData) as bad:
+        client().lookup(ORG)
+    assert ORG not in str(bad.value)
