@@ -425,3 +425,42 @@ def test_decision_group_is_a_sequence() -> None:
 
     group = DecisionGroup([])
     assert group.outcome is Outcome.ALLOW and list(group) == [] and not group.degraded
+
+
+def test_keyword_settings_override_a_settings_object(
+    service: FakeService, tmp_path: Path
+) -> None:
+    from credit_check import Settings
+
+    base = Settings.explicit(base_url=BASE, api_key="secret", department="one",
+                             data_dir=tmp_path, encryption_key=KEY)
+    with Checker(settings=base, department="two", start=False) as checker:
+        assert checker.settings.department == "two"
+        assert checker.settings.api_key is not None
+        assert checker.settings.api_key.get_secret_value() == "secret"
+        assert "secret" not in repr(checker)
+
+
+def test_pilot_codes_are_accepted_with_a_warning(
+    service: FakeService, make_checker: MakeChecker
+) -> None:
+    from credit_check import PilotCodeWarning
+
+    pilot = "91350100M000100Y44"  # fails its check character
+    checker = make_checker(pilot_codes=[pilot])
+    with pytest.warns(PilotCodeWarning):
+        d = checker.check(pilot, PROCUREMENT)
+    assert d.outcome is Outcome.ALLOW
+
+
+def test_nothing_the_service_sends_crashes_check(
+    service: FakeService, make_checker: MakeChecker
+) -> None:
+    service.add(entry(ORG), entry(OTHER_ORG))
+    checker = make_checker()
+    for mode in (400, 401, 404, 500, "garbage", "schema", "timeout"):
+        service.modes["lookup"] = mode
+        service.modes["batch"] = mode
+        checker._cache.clear()
+        assert checker.check(ORG, PROCUREMENT).degraded
+        assert all(d.degraded for d in checker.check_many([ORG, OTHER_ORG], PROCUREMENT))
