@@ -40,7 +40,7 @@ FULL_WARNING_INTERVAL = 60.0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    record_id TEXT NOT NULL UNIQUE,
+    record_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     decision_id TEXT NOT NULL,
     case_id TEXT,
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS records (
     dead_reason TEXT,
     body BLOB NOT NULL
 );
+-- No index on record_id: ids are random, and the service de-duplicates by id anyway.
 CREATE INDEX IF NOT EXISTS records_pending ON records(seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS records_dead ON records(seq) WHERE state = 2;
 CREATE INDEX IF NOT EXISTS records_delivered ON records(delivered_at) WHERE state = 1;
@@ -65,7 +66,7 @@ CREATE INDEX IF NOT EXISTS records_case ON records(case_id) WHERE case_id IS NOT
 """
 
 _INSERT = (
-    "INSERT OR IGNORE INTO records (record_id, kind, decision_id, case_id, scenario, outcome, "
+    "INSERT INTO records (record_id, kind, decision_id, case_id, scenario, outcome, "
     "created_at, added_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
@@ -226,7 +227,8 @@ class Outbox:
     def add(self, record: FeedbackRecord) -> FeedbackRecord:
         """Sign ``record`` (fills ``record.hmac``) and commit it before returning.
 
-        Adding the same record id twice stores it once. When ``max_pending`` records wait
+        Record ids are not checked for uniqueness here (an index would cost a page write
+        per commit); the service de-duplicates by record id. When ``max_pending`` records wait
         for delivery the outbox is *full*: records are still written (a check is never
         blocked or dropped) and a warning is logged, up to twice ``max_pending``, past which
         this raises.

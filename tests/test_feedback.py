@@ -1,0 +1,66 @@
+"""Feedback record builders: decision, outcome and post-check records."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from _outbox_child import PERSON, PERSON_NAME, make_decision
+
+from credit_check._exceptions import OutboxError
+from credit_check._feedback import decision_record, outcome_record, post_check_record
+from credit_check._models import CST, FeedbackKind, Outcome
+
+NOW = dt.datetime(2026, 3, 2, 10, 0, tzinfo=CST)
+
+
+def test_decision_record_carries_everything_the_service_needs() -> None:
+    d = make_decision(3)
+    r = decision_record(d, department="财政局")
+    assert r.kind is FeedbackKind.DECISION
+    assert len(r.record_id) == 32 and int(r.record_id, 16) >= 0
+    assert r.decision_id == d.decision_id and r.department == "财政局"
+    assert r.transaction == d.transaction and r.operator == "clerk-7"
+    assert (r.subject.id, r.subject.name) == (PERSON, PERSON_NAME)
+    assert [m.entry_id for m in r.matches] == ["court:3"] and r.matches[0].subject_id == PERSON
+    assert r.outcome is Outcome.DENY and r.created_at == d.decided_at
+    assert (r.catalog_version, r.data_version, r.degraded) == ("2026.1", "17", False)
+    assert r.hmac == ""  # signed by Outbox.add
+
+
+def test_each_decision_record_gets_a_fresh_id() -> None:
+    d = make_decision()
+    assert decision_record(d, department="x").record_id != decision_record(d, department="x").record_id
+
+
+def test_outcome_record_links_to_the_decision() -> None:
+    original = decision_record(make_decision(), department="财政局")
+    r = outcome_record(original, result="rejected", note="bid refused", operator=None, now=NOW)
+    assert r.kind is FeedbackKind.OUTCOME and r.record_id != original.record_id
+    assert (r.decision_id, r.transaction, r.subject) == (
+        original.decision_id, original.transaction, original.subject)
+    assert (r.result, r.note, r.created_at) == ("rejected", "bid refused", NOW)
+    assert r.operator == "clerk-7"  # defaults to the deciding operator
+    assert outcome_record(original, result="ok", note=None, operator="boss", now=NOW).operator == "boss"
+
+
+def test_outcome_record_refuses_an_empty_or_oversized_result_with_a_package_error() -> None:
+    original = decision_record(make_decision(), department="d")
+    with pytest.raises(OutboxError, match="result"):
+        outcome_record(original, result="", note=None, operator=None, now=NOW)
+    with pytest.raises(OutboxError, match="note") as info:
+        outcome_record(original, result="ok", note="x" * 5000, operator=None, now=NOW)
+    assert PERSON not in str(info.value)
+
+
+@pytest.mark.parametrize("previous", ["outcome", "decision"])
+def test_post_check_record_is_linked_to_the_degraded_decision(previous: str) -> None:
+    degraded = make_decision(matched=False).model_copy(update={"degraded": True})
+    new = make_decision(1)
+    prev = degraded.outcome if previous == "outcome" else degraded
+    r = post_check_record(new, previous=prev, original_decision_id=degraded.decision_id,
+                          department="财政局")
+    assert r.kind is FeedbackKind.POST_CHECK
+    assert r.decision_id == degraded.decision_id
+    assert r.previous_outcome is Outcome.ALLOW and r.outcome is Outcome.DENY
+    assert [m.entry_id for m in r.matches] == ["court:1"]
