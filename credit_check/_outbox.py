@@ -31,6 +31,8 @@ from credit_check._models import FeedbackKind, FeedbackRecord
 
 logger = logging.getLogger("credit_check.outbox")
 
+# The file name in the data directory; the Checker and the CLI both use it.
+OUTBOX_FILE = "outbox.sqlite3"
 PENDING, DELIVERED, DEAD = 0, 1, 2
 BUSY_TIMEOUT = 10.0
 # Without a running sender nobody checkpoints; past this many adds, add() does it itself.
