@@ -252,3 +252,81 @@ def test_close_leaves_undelivered_records_for_the_next_start(
 def test_clean_reason_masks_id_numbers_and_bounds_length() -> None:
     assert clean_reason(f"bad {PERSON}.") == f"bad {PERSON[:6]}********{PERSON[-4:]}."
     assert len(clean_reason("x" * 1000)) == 300
+
+
+# -- against the real sandbox service ------------------------------------------------------
+
+SandboxServer: Any
+try:
+    from credit_check._server import SandboxServer
+except ImportError:  # pragma: no cover - the sandbox lands separately
+    SandboxServer = None
+needs_sandbox = pytest.mark.skipif(SandboxServer is None, reason="no sandbox service")
+
+
+def received(server: Any) -> list[dict[str, Any]]:
+    resp = requests.get(server.base_url + "/v1/admin/feedback", timeout=30,
+                        headers={"Authorization": f"Bearer {server.admin_key}"})
+    resp.raise_for_status()
+    records: list[dict[str, Any]] = resp.json()["records"]
+    return records
+
+
+@needs_sandbox
+def test_records_queue_during_an_outage_and_arrive_in_order_after_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "sandbox.db")
+    server = SandboxServer(db_path=db, demo=True, port=0)
+    server.start()
+    port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
+    key = server.demo_key
+    transport = Transport(server.base_url, key, retries=0, connect_timeout=0.5)
+    with make_outbox(tmp_path / "outbox.db", api_key=key) as ob:
+        s = OutboxSender(ob, transport, batch_size=50, max_delay=0.01, backoff=0.05,
+                         max_backoff=0.3)
+        s.start()
+        try:
+            ids = fill(ob, 60)
+            assert s.flush(10.0)
+            server.stop()
+            for i in range(300):  # the service is down: adds still succeed at once
+                ids.append(ob.add(decision_record(make_decision(i), department="d")).record_id)
+                s.wake()
+            time.sleep(0.5)
+            assert ob.pending_count() == 300
+            server = SandboxServer(db_path=db, demo=True, port=port)
+            server.start()
+            assert s.flush(20.0)
+        finally:
+            s.close(1.0)
+            transport.close()
+    try:
+        got = [r["record_id"] for r in received(server)]
+    finally:
+        server.stop()
+    assert got == ids
+
+
+@needs_sandbox
+def test_a_record_the_service_rejects_is_dead_lettered_without_blocking_others(
+    tmp_path: Path,
+) -> None:
+    server = SandboxServer(db_path=str(tmp_path / "sandbox.db"), demo=True, port=0)
+    server.start()
+    transport = Transport(server.base_url, server.demo_key, retries=0)
+    try:
+        with make_outbox(tmp_path / "outbox.db", api_key=server.demo_key) as ob, \
+                make_outbox(tmp_path / "outbox.db", api_key="not-the-key") as wrong:
+            good = fill(ob, 3)
+            bad = wrong.add(decision_record(make_decision(), department="d")).record_id
+            good += fill(ob, 300)
+            s = OutboxSender(ob, transport, batch_size=100, backoff=0.05)
+            assert s.flush(10.0)
+            s.close(1.0)
+            status = ob.status()
+        got = {r["record_id"] for r in received(server)}
+    finally:
+        transport.close()
+        server.stop()
+    assert (status.dead_lettered, status.delivered) == (1, 303)
+    assert "hmac" in status.dead_reasons[0][0].lower()
+    assert set(good) <= got and bad not in got
