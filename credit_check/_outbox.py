@@ -11,6 +11,8 @@ batches with a lease.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -25,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from credit_check._crypto import FieldCipher, canonical_json, record_hmac
+from credit_check._crypto import FieldCipher, canonical_json
 from credit_check._exceptions import ConfigurationError, CreditCheckError, OutboxError
 from credit_check._models import FeedbackKind, FeedbackRecord
 
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS records (
     lease_owner TEXT,
     delivered_at REAL,
     dead_reason TEXT,
+    hmac TEXT NOT NULL,
     body BLOB NOT NULL
 );
 -- No index on record_id: ids are random, and the service de-duplicates by id anyway.
@@ -69,7 +72,7 @@ CREATE INDEX IF NOT EXISTS records_case ON records(case_id) WHERE case_id IS NOT
 
 _INSERT = (
     "INSERT INTO records (record_id, kind, decision_id, case_id, scenario, outcome, "
-    "created_at, added_at, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "created_at, added_at, hmac, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -239,11 +242,15 @@ class Outbox:
             OutboxError: the outbox is at its hard limit, or the record cannot be written.
         """
         data = record.model_dump(mode="json")
-        data["hmac"] = record.hmac = record_hmac(self._hmac_key, data)
-        blob = self._cipher.encrypt(canonical_json(data), record.record_id.encode())
+        del data["hmac"]
+        # One canonical encoding serves both the HMAC and the stored blob; the HMAC (keyed,
+        # so it reveals nothing) is kept in its own column and put back when reading.
+        body = canonical_json(data)
+        record.hmac = hmac.new(self._hmac_key, body, hashlib.sha256).hexdigest()
+        blob = self._cipher.encrypt(body, record.record_id.encode())
         row = (record.record_id, record.kind.value, record.decision_id,
                record.transaction.case_id, record.transaction.scenario.value,
-               record.outcome.value, data["created_at"], time.time(), blob)
+               record.outcome.value, data["created_at"], time.time(), record.hmac, blob)
         self._check_capacity()
         with self._use("add a record") as conn:
             conn.execute(_INSERT, row)
@@ -282,9 +289,10 @@ class Outbox:
             (n,) = conn.execute("SELECT COUNT(*) FROM records WHERE state = ?", (state,)).fetchone()
         return int(n)
 
-    def _decode(self, record_id: str, blob: bytes) -> dict[str, Any]:
+    def _decode(self, record_id: str, mac: str, blob: bytes) -> dict[str, Any]:
         try:
             data: dict[str, Any] = json.loads(self._cipher.decrypt(blob, record_id.encode()))
+            data["hmac"] = mac
         except (CreditCheckError, ValueError) as exc:
             raise OutboxError(
                 f"feedback record {record_id} cannot be decrypted: the encryption key changed "
@@ -292,17 +300,17 @@ class Outbox:
             ) from exc
         return data
 
-    def _model(self, record_id: str, blob: bytes) -> FeedbackRecord:
-        return FeedbackRecord.model_validate(self._decode(record_id, blob))
+    def _model(self, record_id: str, mac: str, blob: bytes) -> FeedbackRecord:
+        return FeedbackRecord.model_validate(self._decode(record_id, mac, blob))
 
     def decision(self, decision_id: str) -> FeedbackRecord | None:
         """The ``decision`` record of ``decision_id``, decrypted; None when not kept."""
         with self._use("read a decision") as conn:
             row = conn.execute(
-                "SELECT record_id, body FROM records WHERE decision_id = ? AND kind = ? "
+                "SELECT record_id, hmac, body FROM records WHERE decision_id = ? AND kind = ? "
                 "ORDER BY seq LIMIT 1", (decision_id, FeedbackKind.DECISION.value),
             ).fetchone()
-        return None if row is None else self._model(row[0], row[1])
+        return None if row is None else self._model(*row)
 
     def for_case(self, case_id: str) -> list[FeedbackRecord]:
         """Every record kept for a case id, in order of creation (the audit trail).
@@ -311,9 +319,9 @@ class Outbox:
         """
         with self._use("read a case") as conn:
             rows = conn.execute(
-                "SELECT record_id, body FROM records WHERE case_id = ? ORDER BY seq", (case_id,)
+                "SELECT record_id, hmac, body FROM records WHERE case_id = ? ORDER BY seq", (case_id,)
             ).fetchall()
-        return [self._model(r[0], r[1]) for r in rows]
+        return [self._model(*r) for r in rows]
 
     def status(self) -> OutboxStatus:
         """Counts, the oldest pending record's age and the top rejection reasons."""
@@ -347,7 +355,7 @@ class Outbox:
         with self._use("claim records", worker=True) as conn:
             conn.execute("BEGIN IMMEDIATE")
             rows = conn.execute(
-                "SELECT seq, record_id, body FROM records WHERE state = 0 AND lease_until <= ? "
+                "SELECT seq, record_id, hmac, body FROM records WHERE state = 0 AND lease_until <= ? "
                 "AND next_attempt_at <= ? ORDER BY seq LIMIT ?", (now, now, limit),
             ).fetchall()
             conn.executemany(
@@ -355,9 +363,9 @@ class Outbox:
                 "WHERE seq = ?", [(now + lease, owner, r[0]) for r in rows])
             conn.execute("COMMIT")
         claimed, broken = [], []
-        for seq, record_id, blob in rows:
+        for seq, record_id, mac, blob in rows:
             try:
-                claimed.append(Claimed(seq, record_id, self._decode(record_id, blob)))
+                claimed.append(Claimed(seq, record_id, self._decode(record_id, mac, blob)))
             except OutboxError:
                 broken.append((seq, "cannot be decrypted with the current encryption key"))
         if broken:

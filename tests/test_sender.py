@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -330,3 +331,23 @@ def test_a_record_the_service_rejects_is_dead_lettered_without_blocking_others(
     assert (status.dead_lettered, status.delivered) == (1, 303)
     assert "hmac" in status.dead_reasons[0][0].lower()
     assert set(good) <= got and bad not in got
+
+
+def test_a_forked_child_restarts_its_own_sender_thread(
+    service: Service, outbox: Outbox, transport: Transport
+) -> None:
+    s = sender(outbox, transport, poll_interval=5.0)
+    s.start()
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            ok = s._thread is None  # the parent's thread does not exist here
+            s.start()
+            ok = ok and s._thread is not None and s._thread.is_alive()
+            ok = ok and s._owner.startswith(f"{os.getpid()}:")
+            s.close(0.5)
+            os._exit(0 if ok else 1)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        assert s._thread is not None and s._thread.is_alive()
+    finally:
+        s.close(1.0)
