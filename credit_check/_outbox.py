@@ -161,6 +161,8 @@ class Outbox:
         self._pid = os.getpid()
         self._writer_lock = threading.Lock()
         self._worker_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Ticket] = []
         self._worker: sqlite3.Connection | None = None
         self._pending_estimate: int | None = None
         self._estimate_at = 0.0
@@ -252,15 +254,42 @@ class Outbox:
                record.transaction.case_id, record.transaction.scenario.value,
                record.outcome.value, data["created_at"], time.time(), record.hmac, blob)
         self._check_capacity()
-        with self._use("add a record") as conn:
-            conn.execute(_INSERT, row)
-            self._adds_since_checkpoint += 1
-            if self._pending_estimate is not None:
-                self._pending_estimate += 1
-            if self._adds_since_checkpoint >= SELF_CHECKPOINT_ADDS:
-                self._adds_since_checkpoint = 0
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._group_commit(row)
         return record
+
+    def _group_commit(self, row: tuple[Any, ...]) -> None:
+        # Concurrent callers queue their rows; whoever takes the writer lock commits every
+        # queued row in one transaction. A caller whose row went out in another's commit
+        # finds it done when it gets the lock: the commit completed before the lock was freed.
+        ticket = _Ticket(row)
+        with self._queue_lock:
+            self._queue.append(ticket)
+        with self._use("add a record") as conn:
+            if not ticket.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                try:
+                    if len(batch) == 1:
+                        conn.execute(_INSERT, row)
+                    else:
+                        conn.execute("BEGIN IMMEDIATE")
+                        conn.executemany(_INSERT, [t.row for t in batch])
+                        conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    for t in batch:
+                        t.error = exc
+                    raise
+                finally:
+                    for t in batch:
+                        t.done = True
+                self._adds_since_checkpoint += len(batch)
+                if self._pending_estimate is not None:
+                    self._pending_estimate += len(batch)
+                if self._adds_since_checkpoint >= SELF_CHECKPOINT_ADDS:
+                    self._adds_since_checkpoint = 0
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            elif ticket.error is not None:
+                raise ticket.error
 
     def _check_capacity(self) -> None:
         now = time.monotonic()
@@ -453,6 +482,17 @@ class Outbox:
 
     def __repr__(self) -> str:
         return f"Outbox(path={str(self.path)!r})"
+
+
+class _Ticket:
+    """A row waiting for a group commit."""
+
+    __slots__ = ("done", "error", "row")
+
+    def __init__(self, row: tuple[Any, ...]) -> None:
+        self.row = row
+        self.done = False
+        self.error: sqlite3.Error | None = None
 
 
 def _process_alive(owner: str) -> bool:

@@ -210,3 +210,26 @@ def test_cipher_key_helper_matches_the_store(tmp_path: Path) -> None:
         r = outbox.add(decision_record(make_decision(), department="d"))
     with make_outbox(tmp_path / "o.db") as outbox:
         assert outbox.decision(r.decision_id) == r
+
+
+def test_concurrent_adds_are_group_committed_and_none_is_lost(tmp_path: Path) -> None:
+    import threading
+
+    with make_outbox(tmp_path / "o.db") as outbox:
+        added: list[list[str]] = [[] for _ in range(8)]
+
+        def work(k: int) -> None:
+            for i in range(200):
+                added[k].append(outbox.add(decision_record(make_decision(i), department="d"))
+                                .record_id)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        stored = [c.record_id for c in outbox.claim(5000, lease=1, owner="me")]
+    assert sorted(stored) == sorted(i for ids in added for i in ids)
+    for ids in added:  # each thread's records keep their order of creation
+        positions = [stored.index(i) for i in ids]
+        assert positions == sorted(positions)
