@@ -22,7 +22,6 @@ import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,82 +29,25 @@ from typing import Any
 from credit_check._crypto import FieldCipher, canonical_json
 from credit_check._exceptions import ConfigurationError, CreditCheckError, OutboxError
 from credit_check._models import FeedbackKind, FeedbackRecord
-
-logger = logging.getLogger("credit_check.outbox")
-
-# The file name in the data directory; the Checker and the CLI both use it.
-OUTBOX_FILE = "outbox.sqlite3"
-PENDING, DELIVERED, DEAD = 0, 1, 2
-BUSY_TIMEOUT = 10.0
-# Without a running sender nobody checkpoints; past this many adds, add() does it itself.
-SELF_CHECKPOINT_ADDS = 50_000
-FULL_WARNING_INTERVAL = 60.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    record_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    decision_id TEXT NOT NULL,
-    case_id TEXT,
-    scenario TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    added_at REAL NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL DEFAULT 0,
-    lease_until REAL NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    delivered_at REAL,
-    dead_reason TEXT,
-    hmac TEXT NOT NULL,
-    body BLOB NOT NULL
-);
--- No index on record_id: ids are random, and the service de-duplicates by id anyway.
-CREATE INDEX IF NOT EXISTS records_pending ON records(seq) WHERE state = 0;
-CREATE INDEX IF NOT EXISTS records_dead ON records(seq) WHERE state = 2;
-CREATE INDEX IF NOT EXISTS records_delivered ON records(delivered_at) WHERE state = 1;
-CREATE INDEX IF NOT EXISTS records_decision ON records(decision_id);
-CREATE INDEX IF NOT EXISTS records_case ON records(case_id) WHERE case_id IS NOT NULL;
-"""
-
-_INSERT = (
-    "INSERT INTO records (record_id, kind, decision_id, case_id, scenario, outcome, "
-    "created_at, added_at, hmac, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+from credit_check._outbox_types import (
+    BUSY_TIMEOUT,
+    DEAD,
+    DELIVERED,
+    FULL_WARNING_INTERVAL,
+    INSERT,
+    OUTBOX_FILE,
+    PENDING,
+    SCHEMA,
+    SELF_CHECKPOINT_ADDS,
+    Claimed,
+    OutboxStatus,
+    Ticket,
+    process_alive,
 )
 
+__all__ = ["OUTBOX_FILE", "Claimed", "Outbox", "OutboxStatus"]
 
-@dataclass(frozen=True, slots=True)
-class OutboxStatus:
-    """What the outbox holds.
-
-    Attributes:
-        pending: records not yet acknowledged by the service (including those in flight).
-        delivered: acknowledged records still kept (pruned after the retention period).
-        dead_lettered: records the service rejected; kept until an operator deals with them.
-        oldest_pending_age: seconds since the oldest pending record was added, or None.
-        full: ``pending`` reached ``max_pending`` (records are still written, see docs).
-        path: the database file.
-        dead_reasons: the most frequent rejection reasons with their counts.
-    """
-
-    pending: int
-    delivered: int
-    dead_lettered: int
-    oldest_pending_age: float | None
-    full: bool
-    path: str
-    dead_reasons: tuple[tuple[str, int], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A record leased to a sender: its row and its JSON form, ready to send."""
-
-    seq: int
-    record_id: str
-    body: dict[str, Any]
+logger = logging.getLogger("credit_check.outbox")
 
 
 class Outbox:
@@ -162,7 +104,7 @@ class Outbox:
         self._writer_lock = threading.Lock()
         self._worker_lock = threading.Lock()
         self._queue_lock = threading.Lock()
-        self._queue: list[_Ticket] = []
+        self._queue: list[Ticket] = []
         self._worker: sqlite3.Connection | None = None
         self._pending_estimate: int | None = None
         self._estimate_at = 0.0
@@ -197,7 +139,7 @@ class Outbox:
             conn.execute("PRAGMA wal_autocheckpoint=0")
             conn.execute("PRAGMA journal_size_limit=67108864")
             if create:
-                conn.executescript(_SCHEMA)
+                conn.executescript(SCHEMA)
         except sqlite3.Error as exc:
             conn.close()
             raise OutboxError(
@@ -261,7 +203,7 @@ class Outbox:
         # Concurrent callers queue their rows; whoever takes the writer lock commits every
         # queued row in one transaction. A caller whose row went out in another's commit
         # finds it done when it gets the lock: the commit completed before the lock was freed.
-        ticket = _Ticket(row)
+        ticket = Ticket(row)
         with self._queue_lock:
             self._queue.append(ticket)
         with self._use("add a record") as conn:
@@ -270,10 +212,10 @@ class Outbox:
                     batch, self._queue = self._queue, []
                 try:
                     if len(batch) == 1:
-                        conn.execute(_INSERT, row)
+                        conn.execute(INSERT, row)
                     else:
                         conn.execute("BEGIN IMMEDIATE")
-                        conn.executemany(_INSERT, [t.row for t in batch])
+                        conn.executemany(INSERT, [t.row for t in batch])
                         conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     for t in batch:
@@ -436,7 +378,7 @@ class Outbox:
             owners = [r[0] for r in conn.execute(
                 "SELECT DISTINCT lease_owner FROM records WHERE state = 0 AND lease_until > ?",
                 (time.time(),)).fetchall() if r[0]]
-            dead = [o for o in owners if not _process_alive(o)]
+            dead = [o for o in owners if not process_alive(o)]
             conn.executemany("UPDATE records SET lease_until = 0 WHERE state = 0 AND "
                              "lease_owner = ?", [(o,) for o in dead])
         return len(dead)
@@ -482,34 +424,6 @@ class Outbox:
 
     def __repr__(self) -> str:
         return f"Outbox(path={str(self.path)!r})"
-
-
-class _Ticket:
-    """A row waiting for a group commit."""
-
-    __slots__ = ("done", "error", "row")
-
-    def __init__(self, row: tuple[Any, ...]) -> None:
-        self.row = row
-        self.done = False
-        self.error: sqlite3.Error | None = None
-
-
-def _process_alive(owner: str) -> bool:
-    """Whether the process named in a lease owner (``"<pid>:<token>"``) still runs here."""
-    try:
-        pid = int(owner.split(":", 1)[0])
-    except ValueError:
-        return True  # an owner we cannot read: let its lease expire instead
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _after_fork(ref: weakref.ref[Outbox]) -> None:
