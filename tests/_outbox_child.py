@@ -1,12 +1,15 @@
 """Helpers for the outbox tests, and the child process of the crash test.
 
-As a script: ``python _outbox_child.py DATA_DIR BASE_URL API_KEY RUN COUNT`` makes COUNT
-simulated checks (a Decision recorded with ``Outbox.add``), printing each decision id
-only after ``add`` returned, while an ``OutboxSender`` delivers in the background.
+As a script: ``python _outbox_child.py DATA_DIR BASE_URL API_KEY RUN COUNT [checker]``
+makes COUNT checks, printing each decision id only after the check returned, while the
+feedback is delivered in the background. With ``checker`` a real ``Checker`` makes them
+(its outbox is ``OUTBOX_FILE`` in DATA_DIR); without, a check is simulated as a Decision
+recorded with ``Outbox.add`` into ``outbox.db`` and sent by an ``OutboxSender``.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import sys
 import uuid
@@ -30,6 +33,7 @@ ORG = "91350100M000100Y43"
 ORG_NAME = "示例科技有限公司"
 API_KEY = "outbox-test-api-key"
 CIPHER_KEY = bytes(range(32))
+CHECKER_KEY = base64.b64encode(CIPHER_KEY).decode()
 
 
 def make_decision(
@@ -62,12 +66,37 @@ def make_outbox(path: Path, *, api_key: str = API_KEY, **kwargs: Any) -> Outbox:
     return Outbox(path, cipher=FieldCipher(CIPHER_KEY), hmac_key=feedback_key(api_key), **kwargs)
 
 
+def org_id(i: int) -> str:
+    """A valid, fictional USCC (统一社会信用代码) numbered ``i``."""
+    from credit_check._ids import org_code_check_char, uscc_check_char
+
+    org = f"{i:08d}"
+    body = "91" + "110108" + org + org_code_check_char(org)
+    return body + uscc_check_char(body)
+
+
+def run_checker(data_dir: str, base_url: str, api_key: str, run: str, count: int) -> int:
+    from credit_check._checker import Checker
+
+    with Checker(base_url=base_url, api_key=api_key, department="财政局", data_dir=data_dir,
+                 encryption_key=CHECKER_KEY) as checker:
+        checker.wait_ready(30)
+        transaction = Transaction(scenario="procurement", case_id=f"CRASH-{run}")
+        for i in range(count):
+            decision = checker.check(Subject.organization(org_id(i)), transaction)
+            sys.stdout.write(f"{decision.decision_id}\n")
+            sys.stdout.flush()
+    return 0
+
+
 def main(argv: list[str]) -> int:
     from credit_check._feedback import decision_record
     from credit_check._sender import OutboxSender
     from credit_check._transport import Transport
 
     data_dir, base_url, api_key, run, count = argv[1], argv[2], argv[3], argv[4], int(argv[5])
+    if argv[6:] == ["checker"]:
+        return run_checker(data_dir, base_url, api_key, run, count)
     outbox = make_outbox(Path(data_dir) / "outbox.db", api_key=api_key)
     transport = Transport(base_url, api_key, retries=0)
     sender = OutboxSender(outbox, transport, batch_size=200, max_delay=0.05, backoff=0.05,

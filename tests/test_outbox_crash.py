@@ -20,6 +20,7 @@ import pytest
 import requests
 from _outbox_child import make_outbox
 
+from credit_check._outbox import OUTBOX_FILE
 from credit_check._sender import OutboxSender
 from credit_check._transport import Transport
 
@@ -28,6 +29,13 @@ try:
     from credit_check._server import SandboxServer
 except ImportError:  # pragma: no cover - the sandbox lands separately
     SandboxServer = None
+
+try:
+    from credit_check._checker import Checker  # noqa: F401
+except ImportError:  # pragma: no cover - then checks are simulated with Outbox.add
+    USE_CHECKER = False
+else:
+    USE_CHECKER = True
 
 CHILD = Path(__file__).with_name("_outbox_child.py")
 MIN_CHECKS = 5_000
@@ -77,7 +85,7 @@ def test_no_completed_check_is_lost_across_random_kills(tmp_path: Path, sandbox:
         first = threading.Event()
         child = subprocess.Popen(
             [sys.executable, str(CHILD), str(data_dir), sandbox.base_url, sandbox.demo_key,
-             f"r{run}", "3000"],
+             f"r{run}", "3000", *(["checker"] if USE_CHECKER else [])],
             stdout=subprocess.PIPE, text=True, env=env,
         )
         assert child.stdout is not None
@@ -95,7 +103,8 @@ def test_no_completed_check_is_lost_across_random_kills(tmp_path: Path, sandbox:
         printed.extend(lines)
     assert kills >= MIN_KILLS and len(printed) >= MIN_CHECKS, (kills, len(printed))
 
-    with make_outbox(data_dir / "outbox.db", api_key=sandbox.demo_key) as outbox:
+    outbox_file = data_dir / (OUTBOX_FILE if USE_CHECKER else "outbox.db")
+    with make_outbox(outbox_file, api_key=sandbox.demo_key) as outbox:
         transport = Transport(sandbox.base_url, sandbox.demo_key, read_timeout=30)
         sender = OutboxSender(outbox, transport, batch_size=500, backoff=0.05, max_backoff=0.5)
         try:
