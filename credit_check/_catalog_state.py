@@ -1,0 +1,70 @@
+"""The signed measure catalogue as the SDK holds it: verified on arrival and on load, the
+last good copy persisted in the data dir.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from credit_check._crypto import catalog_message, verify
+from credit_check._datadir import write_private
+from credit_check._exceptions import CatalogError, InvalidServiceData
+from credit_check._models import Catalog
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogState:
+    """A verified catalogue with the ETag and signature it came with."""
+
+    catalog: Catalog
+    etag: str | None
+    signature: str
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_response(
+        cls, body: Any, etag: str | None, key: Ed25519PublicKey
+    ) -> CatalogState:
+        """Verify a ``GET /v1/catalog`` answer ``{catalog, signature}``.
+
+        Raises:
+            InvalidServiceData: malformed, unsigned, wrongly signed, or not a valid catalogue.
+        """
+        if not isinstance(body, dict):
+            raise InvalidServiceData("catalogue: the answer is not a JSON object")
+        raw, signature = body.get("catalog"), body.get("signature")
+        if not isinstance(raw, dict) or not isinstance(signature, str):
+            raise InvalidServiceData("catalogue: the answer lacks 'catalog' or 'signature'")
+        verify(key, catalog_message(raw), signature, "catalogue")
+        try:
+            catalog = Catalog.load(raw)
+        except CatalogError as exc:
+            raise InvalidServiceData(f"catalogue: signed but invalid: {exc}") from exc
+        return cls(catalog, etag, signature, raw)
+
+    def save(self, path: Path) -> None:
+        """Persist atomically (mode 0600) with the signature, so :meth:`load` re-verifies."""
+        data = {"catalog": self.raw, "signature": self.signature, "etag": self.etag}
+        write_private(path, json.dumps(data, ensure_ascii=False).encode())
+
+    @classmethod
+    def load(cls, path: Path, key: Ed25519PublicKey) -> CatalogState:
+        """Read a persisted catalogue, verifying its signature again.
+
+        Raises:
+            InvalidServiceData: the file is damaged or tampered with.
+            OSError: the file cannot be read.
+        """
+        try:
+            data = json.loads(path.read_bytes())
+        except ValueError:
+            raise InvalidServiceData(f"{path}: not a JSON catalogue file") from None
+        if not isinstance(data, dict):
+            raise InvalidServiceData(f"{path}: not a catalogue file")
+        etag = data.get("etag")
+        return cls.from_response(data, etag if isinstance(etag, str) else None, key)
