@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from credit_check._exceptions import InvalidServiceData
 
@@ -85,7 +85,7 @@ class PrefixSet:
     def __len__(self) -> int:
         return len(self._lows)
 
-    def __iter__(self) -> Iterable[int]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[int]:
         offsets, lows = self._offsets, self._lows
         for hi in range(BUCKETS):
             base = hi << 16

@@ -5,7 +5,6 @@ delta answers of ``GET /v1/snapshot``, and persisting the last good copy to disk
 from __future__ import annotations
 
 import json
-import os
 import struct
 import sys
 from dataclasses import dataclass
@@ -148,13 +147,3 @@ def _field_bytes(body: dict[str, Any], name: str) -> bytes:
     if not isinstance(value, str):
         raise InvalidServiceData(f"snapshot: {name!r} is not a base64 string")
     return b64d(value)
-
-
-def file_age(path: Path) -> float | None:
-    """Seconds since ``path`` was written, or None when it does not exist."""
-    try:
-        import time
-
-        return time.time() - os.stat(path).st_mtime
-    except OSError:
-        return None
