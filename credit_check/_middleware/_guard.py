@@ -1,0 +1,249 @@
+"""The framework-free core of the middleware: from a matched rule and a request to a verdict.
+
+The ASGI and WSGI middlewares and the Django, Flask and FastAPI adapters all go through
+:class:`Guard`: extract and validate the identifiers, call the checker, and turn the
+outcome into either "proceed, with this decision and header" or a reply to send instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import anyio.to_thread
+from pydantic import ValidationError
+
+from credit_check._checker_types import DecisionGroup
+from credit_check._exceptions import InvalidSubjectId
+from credit_check._ids import mask_id
+from credit_check._middleware import _respond as respond
+from credit_check._middleware._body import BodyProblem, RequestData
+from credit_check._middleware._respond import Reply
+from credit_check._middleware._routes import ExtractionProblem, Extractor, Route
+from credit_check._models import Decision, Outcome, Subject, SubjectKind, Transaction
+
+logger = logging.getLogger("credit_check.middleware")
+
+ENVIRON_KEY = "credit_check.decision"
+STATE_KEY = "credit_decision"
+
+
+class CheckerLike(Protocol):
+    """What the middleware needs of a :class:`~credit_check.Checker`."""
+
+    def check(self, subject: Subject | str, transaction: Transaction) -> Decision: ...
+    def check_local(self, subject: Subject | str,
+                    transaction: Transaction) -> Decision | None: ...
+    def check_many(self, subjects: Iterable[Subject | str],
+                   transaction: Transaction) -> DecisionGroup: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to check: the subjects (several for a consortium) and the transaction."""
+
+    route: Route
+    subjects: tuple[Subject, ...]
+    transaction: Transaction
+    many: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with the request.
+
+    Attributes:
+        decision: the decision (or group) to attach, None when there is none.
+        header: the ``X-Credit-Check`` value to add, None for none.
+        reply: a response to send instead of calling the application, or None to proceed.
+    """
+
+    decision: Decision | DecisionGroup | None
+    header: str | None
+    reply: Reply | None
+
+
+class Guard:
+    """Extraction, checking and the outcome policy, shared by every middleware and adapter.
+
+    Args:
+        checker: the :class:`~credit_check.Checker` (or anything with its three methods).
+        review: ``"proceed"`` lets a REVIEW through with the decision attached;
+            ``"hold"`` answers 202 and does not call the application.
+        shadow: decide and report (header, decision, log) but never block.
+        on_error: when the checker raises: ``"review"`` proceeds with
+            ``X-Credit-Check: error``; ``"deny"`` answers 503.
+        department: the department handling cases, put on every transaction.
+    """
+
+    def __init__(self, checker: CheckerLike, *, review: Literal["proceed", "hold"] = "proceed",
+                 shadow: bool = False, on_error: Literal["review", "deny"] = "review",
+                 department: str | None = None) -> None:
+        if review not in ("proceed", "hold"):
+            raise ValueError(f"review must be 'proceed' or 'hold', not {review!r}")
+        if on_error not in ("review", "deny"):
+            raise ValueError(f"on_error must be 'review' or 'deny', not {on_error!r}")
+        if checker is None or not callable(getattr(checker, "check", None)):
+            raise TypeError("checker must be a credit_check.Checker (or have its check methods)")
+        self.checker = checker
+        self.review = review
+        self.shadow = shadow
+        self.on_error = on_error
+        self.department = department
+        settings = getattr(checker, "settings", None)
+        self._pilot: tuple[str, ...] = tuple(getattr(settings, "pilot_codes", ()) or ())
+        self._lock = threading.Lock()
+        self.errors = 0
+
+    # -- extraction -------------------------------------------------------------------
+
+    def plan(self, route: Route, request: RequestData) -> Plan | Verdict:
+        """The subjects and transaction of a request, or a Verdict answering 400/415."""
+        try:
+            return self._plan(route, request)
+        except _Refused as refused:
+            if self.shadow:
+                return Verdict(None, "invalid; shadow", None)
+            return Verdict(None, None, refused.reply)
+
+    def _plan(self, route: Route, request: RequestData) -> Plan:
+        subjects: list[Subject] = []
+        if route.subject is not None:
+            raw = self._one(route.subject, request, required=route.members is None)
+            if raw is not None:
+                subject = self._parse(route.subject, raw)
+                if route.legal_representative is not None:
+                    rep = self._one(route.legal_representative, request, required=False)
+                    if rep is not None and subject.kind is SubjectKind.ORGANIZATION:
+                        person = self._parse(route.legal_representative, rep, person=True)
+                        subject = subject.model_copy(update={"legal_representative": person})
+                subjects.append(subject)
+        if route.members is not None:
+            values = _values(route.members, request)
+            for i, raw in enumerate(values):
+                subjects.append(self._parse(route.members, raw, index=i))
+            if not subjects:
+                raise _Refused(respond.missing_id(route.members.label))
+        extra = {}
+        for name in ("case_id", "item_code"):
+            ex: Extractor | None = getattr(route, name)
+            if ex is not None:
+                extra[name] = self._one(ex, request, required=False)
+        try:
+            transaction = Transaction(scenario=route.scenario,
+                                      department=route.department or self.department, **extra)
+        except ValidationError as exc:
+            loc = str(exc.errors()[0]["loc"][0])
+            ex = getattr(route, loc, None)
+            label = ex.label if isinstance(ex, Extractor) else loc
+            raise _Refused(respond.bad_field(label, exc.errors()[0]["msg"])) from None
+        return Plan(route, tuple(subjects), transaction, route.members is not None)
+
+    def _one(self, ex: Extractor, request: RequestData, *, required: bool) -> str | None:
+        values = _values(ex, request)
+        if values:
+            return values[0]
+        if required:
+            raise _Refused(respond.missing_id(ex.label))
+        return None
+
+    def _parse(self, ex: Extractor, raw: str, *, person: bool = False,
+               index: int | None = None) -> Subject:
+        label = ex.label if index is None else f"{ex.label}[{index}]"
+        try:
+            return Subject.person(raw) if person else Subject.parse(raw, allow=self._pilot)
+        except InvalidSubjectId as exc:
+            raise _Refused(respond.invalid_id(label, exc.problem, str(exc))) from None
+
+    # -- checking ---------------------------------------------------------------------
+
+    def decide(self, plan: Plan) -> Verdict:
+        """Check in the calling thread (WSGI, Django, Flask)."""
+        try:
+            if plan.many:
+                result: Decision | DecisionGroup = self.checker.check_many(
+                    plan.subjects, plan.transaction)
+            else:
+                result = self.checker.check(plan.subjects[0], plan.transaction)
+        except Exception as exc:  # the host must never crash because the check failed
+            return self.failed(plan, exc)
+        return self.verdict(result)
+
+    async def decide_async(self, plan: Plan) -> Verdict:
+        """Check without blocking the event loop: the snapshot answer in the loop, network
+        work (a lookup, or any consortium) in a worker thread."""
+        try:
+            if plan.many:
+                result: Decision | DecisionGroup = await anyio.to_thread.run_sync(
+                    functools.partial(self.checker.check_many, plan.subjects, plan.transaction))
+            else:
+                local = self.checker.check_local(plan.subjects[0], plan.transaction)
+                if local is None:
+                    local = await anyio.to_thread.run_sync(
+                        functools.partial(self.checker.check, plan.subjects[0],
+                                          plan.transaction))
+                result = local
+        except Exception as exc:  # the host must never crash because the check failed
+            return self.failed(plan, exc)
+        return self.verdict(result)
+
+    def verdict(self, result: Decision | DecisionGroup) -> Verdict:
+        """Apply the outcome policy to a decision (or a consortium's group)."""
+        outcome = result.outcome
+        header = respond.header_value(result, shadow=self.shadow)
+        if self.shadow:
+            if outcome is Outcome.DENY or outcome is Outcome.REVIEW:
+                logger.info("shadow mode: %s would have applied (%s)", outcome.value, header)
+            return Verdict(result, header, None)
+        if outcome is Outcome.DENY:
+            return Verdict(result, header, respond.denied(result))
+        if outcome is Outcome.REVIEW and self.review == "hold":
+            return Verdict(result, header, respond.held(result))
+        return Verdict(result, header, None)
+
+    def failed(self, plan: Plan | None, exc: Exception) -> Verdict:
+        """Log (ids masked) and count a failed check, then apply ``on_error``."""
+        with self._lock:
+            self.errors += 1
+        ids = [s.id for s in plan.subjects if s.kind is SubjectKind.PERSON] if plan else []
+        reps = [s.legal_representative.id for s in plan.subjects
+                if s.legal_representative] if plan else []
+        where = f"{plan.route.method} {plan.route.path}" if plan else "?"
+        logger.error("credit check failed on %s for %s: %s: %s", where,
+                     ", ".join(s.masked_id for s in plan.subjects) if plan else "?",
+                     type(exc).__name__, scrub(str(exc), [*ids, *reps]))
+        if self.on_error == "deny" and not self.shadow:
+            return Verdict(None, "error", respond.unavailable())
+        return Verdict(None, "error; shadow" if self.shadow else "error", None)
+
+    def too_large(self, limit: int) -> Verdict:
+        """The verdict for a body over the limit (the limit holds in shadow mode too: the
+        middleware never buffers more than it was allowed)."""
+        return Verdict(None, None, respond.too_large(limit))
+
+
+class _Refused(Exception):
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.status)
+        self.reply = reply
+
+
+def _values(ex: Extractor, request: RequestData) -> list[str]:
+    try:
+        return ex.extract(request)
+    except BodyProblem as exc:
+        raise _Refused(respond.bad_body(exc.status, str(exc), exc.expected)) from None
+    except ExtractionProblem as exc:
+        raise _Refused(respond.bad_field(ex.label, str(exc))) from None
+
+
+def scrub(text: str, ids: Sequence[str]) -> str:
+    """``text`` with every identifier in ``ids`` masked, for logs."""
+    for raw in ids:
+        if raw and len(raw) > 10:
+            text = text.replace(raw, mask_id(raw))
+    return text
