@@ -6,6 +6,8 @@ local hashed snapshot and a cache, apply the measure catalogue, and report what 
 
 from __future__ import annotations
 
+from credit_check._checker import Checker
+from credit_check._checker_types import CheckerStatus, DecisionGroup
 from credit_check._exceptions import (
     CatalogError,
     ConfigurationError,
@@ -44,6 +46,7 @@ from credit_check._models import (
     Target,
     Transaction,
 )
+from credit_check._settings import Settings
 
 __version__ = "0.1.0"
 
@@ -51,9 +54,12 @@ __all__ = [
     "AppliedMeasure",
     "Catalog",
     "CatalogError",
+    "Checker",
+    "CheckerStatus",
     "ConfigurationError",
     "CreditCheckError",
     "Decision",
+    "DecisionGroup",
     "Effect",
     "EntryStatus",
     "FeedbackRecord",
@@ -70,6 +76,7 @@ __all__ = [
     "ServiceError",
     "ServiceRejected",
     "ServiceUnavailable",
+    "Settings",
     "Subject",
     "SubjectKind",
     "Target",

@@ -361,17 +361,18 @@ class Checker:
         if self._started and not self._closed:
             self._start_threads()
 
-    def close(self) -> None:
-        """Stop the threads, deliver what the outbox can within a few seconds, release."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the threads, deliver what the outbox can within ``timeout`` seconds (the
+        rest stays on disk for the next start), and release the resources."""
         if self._closed:
             return
         self._closed = True
         self._syncer.stop()
-        self._release()
+        self._release(timeout)
 
-    def _release(self) -> None:
+    def _release(self, timeout: float = 5.0) -> None:
         if self._sender is not None:
-            self._sender.close(5.0)
+            self._sender.close(timeout)
         if self._outbox is not None:
             self._outbox.close()
         if self._queue is not None:

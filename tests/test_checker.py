@@ -70,7 +70,7 @@ MakeChecker = Callable[..., Checker]
 
 
 @pytest.fixture
-def make_checker(tmp_path: Path, clock: Clock) -> Iterator[MakeChecker]:
+def make_checker(tmp_path: Path, clock: Clock, service: FakeService) -> Iterator[MakeChecker]:
     made: list[Checker] = []
 
     def make(sync: bool = True, **kw: Any) -> Checker:
@@ -85,6 +85,8 @@ def make_checker(tmp_path: Path, clock: Clock) -> Iterator[MakeChecker]:
         return checker
 
     yield make
+    service.down = False  # let close() deliver the outbox at once
+    service.modes.clear()
     for c in made:
         c.close()
 
@@ -379,8 +381,10 @@ def test_from_env_reads_the_environment(
     monkeypatch.setenv("CREDIT_CHECK_DEPARTMENT", "env-dept")
     monkeypatch.setenv("CREDIT_CHECK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("CREDIT_CHECK_FALLBACK", "deny")
+    monkeypatch.setenv("CREDIT_CHECK_FEEDBACK", "false")
     with Checker.from_env(start=False, encryption_key=KEY) as checker:
         assert checker.settings.department == "env-dept"
+        assert checker.status().outbox_pending is None
         d = checker.check(CLEAN_ORG, PROCUREMENT)  # no catalogue yet: the fallback
         assert d.outcome is Outcome.DENY and d.degraded
     monkeypatch.delenv("CREDIT_CHECK_API_KEY")
@@ -397,27 +401,47 @@ def test_pinned_key_rejects_data_signed_by_another_key(
     assert not status.ready and status.last_error and "signature" in status.last_error
 
 
+def run_in_fork(child: Callable[[], bool], timeout: float = 20.0) -> bool:
+    """Run ``child`` in a forked process; its verdict, or False if it hangs or fails."""
+    import select
+    import signal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        ok = False
+        try:
+            ok = child()
+        finally:
+            os.write(write_end, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], timeout)
+        verdict = os.read(read_end, 1) if ready else b""
+    finally:
+        os.close(read_end)
+        if not verdict:
+            os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    return verdict == b"1"
+
+
 def test_fork_child_restarts_its_threads_and_keeps_the_snapshot(
     service: FakeService, make_checker: MakeChecker
 ) -> None:
     service.add(entry(ORG))
-    checker = make_checker(sync_interval=3600, start=True)
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            d = checker.check(THIRD_ORG, PROCUREMENT)
-            alive = checker._syncer._thread is not None and checker._syncer._thread.is_alive()
-            code = 0 if (d.outcome is Outcome.ALLOW and not d.degraded and alive) else 3
-        finally:
-            os.write(write_end, bytes([code]))
-            os._exit(0)
-    os.close(write_end)
-    result = os.read(read_end, 1)
-    os.close(read_end)
-    os.waitpid(pid, 0)
-    assert result == b"\x00"
+    checker = make_checker(sync_interval=3600, start=True, feedback=False)
+
+    def child() -> bool:
+        d = checker.check(THIRD_ORG, PROCUREMENT)
+        online = checker.check(ORG, PROCUREMENT)
+        thread = checker._syncer._thread
+        return (d.outcome is Outcome.ALLOW and not d.degraded and online.outcome is
+                Outcome.DENY and thread is not None and thread.is_alive())
+
+    assert run_in_fork(child)
+    assert checker.check(THIRD_ORG, PROCUREMENT).outcome is Outcome.ALLOW
 
 
 def test_decision_group_is_a_sequence() -> None:
