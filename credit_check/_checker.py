@@ -59,6 +59,18 @@ class Checker:
     ``not_listed_ttl``, ``max_stale``, ``cache_size``, ``sync_interval``, ``verify``,
     ``ca_bundle``, ``pilot_codes``, …).
 
+    Behaviour worth knowing:
+
+    * Lookup answers are cached ``listed_ttl`` seconds (subjects with entries) or
+      ``not_listed_ttl`` seconds (none, or a prefix collision); the last answer is kept up
+      to ``max_stale`` seconds and used only while the service fails (the decision is then
+      ``degraded`` and queued for a post-check). Entry periods are judged against the clock
+      at every check, so a cached entry that expires stops applying at once.
+    * A degraded decision is queued for a post-check (补查). Once a sync succeeds, queued
+      cases are re-checked; every result is recorded as a ``post_check`` feedback record
+      (so the platform sees each degraded case closed out), and ``on_post_check`` is called
+      when the outcome changed or the re-check found a hit.
+
     Args:
         on_post_check: called with ``(original, new)`` when a post-check changes the
             outcome or finds a hit.
