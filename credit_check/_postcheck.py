@@ -5,10 +5,12 @@ stored encrypted with the data directory's cipher.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +59,12 @@ class PostCheckQueue:
         self._conn: sqlite3.Connection | None = None
         with self._lock:
             self._connection()
+        # Hold the lock across fork() so no thread of ours is inside SQLite at that moment:
+        # a child would inherit SQLite's internal mutexes locked forever.
+        ref = weakref.ref(self)
+        os.register_at_fork(before=functools.partial(_fork_hook, ref, "before"),
+                            after_in_parent=functools.partial(_fork_hook, ref, "parent"),
+                            after_in_child=functools.partial(_fork_hook, ref, "child"))
 
     def _connection(self) -> sqlite3.Connection:
         # A forked child opens its own connection: SQLite handles must not cross a fork.
@@ -151,6 +159,18 @@ class PostCheckQueue:
                 self._conn.close()
             self._conn = None
 
+
+
+def _fork_hook(ref: weakref.ReferenceType[PostCheckQueue], when: str) -> None:
+    queue = ref()
+    if queue is None:
+        return
+    if when == "before":
+        queue._lock.acquire()
+    elif when == "parent":
+        queue._lock.release()
+    else:
+        queue.reset_lock()
 
 
 class PostCheckRunner:
