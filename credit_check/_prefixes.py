@@ -7,6 +7,7 @@ bucket. Sets are immutable: a delta builds a new set, so readers never need a lo
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from array import array
 from bisect import bisect_left
@@ -33,6 +34,12 @@ def _to_big_endian(values: array[int]) -> bytes:
     return copy.tobytes()
 
 
+def _zeros(typecode: str, n: int) -> array[int]:
+    values = array(typecode)
+    values.frombytes(bytes(values.itemsize * n))
+    return values
+
+
 class PrefixSet:
     """An immutable set of 32-bit prefixes in about 2 bytes per member."""
 
@@ -44,7 +51,7 @@ class PrefixSet:
 
     @classmethod
     def empty(cls) -> PrefixSet:
-        return cls(array("I", bytes(4 * (BUCKETS + 1))), array("H"))
+        return cls(_zeros("I", BUCKETS + 1), array("H"))
 
     @classmethod
     def from_packed(cls, data: bytes) -> PrefixSet:
@@ -99,51 +106,74 @@ class PrefixSet:
 
     def to_packed(self) -> bytes:
         """The wire form: sorted 4-byte big-endian prefixes, concatenated."""
-        n = len(self._lows)
+        return self._interleave().tobytes()
+
+    def _interleave(self) -> array[int]:
         offsets = self._offsets
-        his = array("H")
-        for hi in range(BUCKETS):
-            count = offsets[hi + 1] - offsets[hi]
-            if count:
-                his.extend(array("H", (hi,)) * count)
-        high, low = _to_big_endian(his), _to_big_endian(self._lows)
-        out = bytearray(4 * n)
-        out[0::4], out[1::4] = high[0::2], high[1::2]
-        out[2::4], out[3::4] = low[0::2], low[1::2]
-        return bytes(out)
+        high = array("H")
+        high.frombytes(b"".join(
+            hi.to_bytes(2, "big") * (offsets[hi + 1] - offsets[hi]) for hi in range(BUCKETS)
+        ))
+        low = self._lows[:]  # a slice copies with memcpy; array(code, array) goes item by item
+        if _LITTLE:
+            low.byteswap()
+        out = high + low  # any array of the right length; cheaper than zero-filling
+        out[0::2] = high
+        out[1::2] = low
+        return out
+
+    def checksum(self) -> str:
+        """SHA-256 (hex) of :meth:`to_packed`, hashed straight from the buffer."""
+        return hashlib.sha256(memoryview(self._interleave())).hexdigest()
 
     def apply_delta(self, added: Iterable[int], removed: Iterable[int]) -> PrefixSet:
-        """A new set with ``added`` inserted and ``removed`` taken out; only changed
-        buckets are rebuilt, the rest is copied slice by slice."""
-        changes: dict[int, tuple[set[int], set[int]]] = {}
+        """A new set with ``added`` inserted and ``removed`` taken out.
+
+        Only changed buckets are rebuilt; the output array is sized once and filled with
+        slice copies, so a 10 k-change delta on 10 M members stays well under a second's
+        worth of Python work.
+        """
+        changes: dict[int, tuple[list[int], list[int]]] = {}
         for p in added:
-            changes.setdefault(p >> 16, (set(), set()))[0].add(p & 0xFFFF)
+            changes.setdefault(p >> 16, ([], []))[0].append(p & 0xFFFF)
         for p in removed:
-            changes.setdefault(p >> 16, (set(), set()))[1].add(p & 0xFFFF)
+            changes.setdefault(p >> 16, ([], []))[1].append(p & 0xFFFF)
         if not changes:
             return self
         old_off, old_lows = self._offsets, self._lows
-        lows = array("H")
-        sizes: dict[int, int] = {}
-        done = 0
+        buckets: list[tuple[int, array[int]]] = []
+        growth = 0
         for hi in sorted(changes):
             start, end = old_off[hi], old_off[hi + 1]
-            lows.extend(old_lows[done:start])
+            bucket: list[int] = old_lows[start:end].tolist()
             plus, minus = changes[hi]
-            bucket = sorted((set(old_lows[start:end]) | plus) - minus)
-            lows.extend(array("H", bucket))
-            sizes[hi] = len(bucket)
-            done = end
-        lows.extend(old_lows[done:])
-        offsets = array("I", old_off)
+            for lo in plus:
+                i = bisect_left(bucket, lo)
+                if i == len(bucket) or bucket[i] != lo:
+                    bucket.insert(i, lo)
+            for lo in minus:
+                i = bisect_left(bucket, lo)
+                if i < len(bucket) and bucket[i] == lo:
+                    del bucket[i]
+            buckets.append((hi, array("H", bucket)))
+            growth += len(bucket) - (end - start)
+        lows = _zeros("H", len(old_lows) + growth)
+        offsets = old_off[:]
+        src = dst = 0
         shift = 0
-        changed = sorted(sizes)
-        for idx, hi in enumerate(changed):
-            shift += sizes[hi] - (old_off[hi + 1] - old_off[hi])
-            stop = changed[idx + 1] if idx + 1 < len(changed) else BUCKETS
-            # offsets[k] for k in (hi, stop] move by the running shift.
+        for idx, (hi, new) in enumerate(buckets):
+            start, end = old_off[hi], old_off[hi + 1]
+            span = start - src
+            lows[dst : dst + span] = old_lows[src:start]
+            dst += span
+            lows[dst : dst + len(new)] = new
+            dst += len(new)
+            src = end
+            shift += len(new) - (end - start)
+            stop = buckets[idx + 1][0] if idx + 1 < len(buckets) else BUCKETS
             for k in range(hi + 1, stop + 1):
                 offsets[k] = old_off[k] + shift
+        lows[dst:] = old_lows[src:]
         return PrefixSet(offsets, lows)
 
     def save_arrays(self) -> tuple[bytes, bytes]:

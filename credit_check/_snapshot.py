@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from credit_check._crypto import (
     b64d,
     id_prefix,
-    prefix_checksum,
     snapshot_message,
     unpack_prefixes,
     verify,
@@ -84,7 +83,7 @@ class SnapshotState:
             data = _field_bytes(body, "prefixes")
             prefixes = PrefixSet.from_packed(data)
             # Recomputed from the built set, so unsorted or duplicated input is caught too.
-            actual = prefix_checksum(prefixes.to_packed())
+            actual = prefixes.checksum()
             if actual != checksum:
                 raise InvalidServiceData(f"snapshot version {version}: checksum mismatch")
             return SnapshotState(version, checksum, signature, prefixes)
@@ -96,7 +95,7 @@ class SnapshotState:
         added = unpack_prefixes(_field_bytes(body, "added"))
         removed = unpack_prefixes(_field_bytes(body, "removed"))
         prefixes = self.prefixes.apply_delta(added, removed)
-        actual = prefix_checksum(prefixes.to_packed())
+        actual = prefixes.checksum()
         if actual != checksum:
             raise SnapshotChecksumMismatch(
                 f"snapshot delta {since}→{version}: the resulting set's checksum does not match"
@@ -137,7 +136,7 @@ class SnapshotState:
         body = start + size
         prefixes = PrefixSet.from_arrays(data[body : body + n_offsets], data[body + n_offsets :])
         verify(key, snapshot_message(version, checksum), signature, f"{path}")
-        if prefix_checksum(prefixes.to_packed()) != checksum:
+        if prefixes.checksum() != checksum:
             raise InvalidServiceData(f"{path}: the prefixes do not match the signed checksum")
         return cls(version, checksum, signature, prefixes)
 
