@@ -28,6 +28,16 @@ from credit_check._ids import (
     validate_org_code,
     validate_uscc,
 )
+from credit_check._middleware._asgi import CreditCheckASGIMiddleware
+from credit_check._middleware._routes import (
+    FromForm,
+    FromHeader,
+    FromJSON,
+    FromPath,
+    FromQuery,
+    Route,
+)
+from credit_check._middleware._wsgi import CreditCheckWSGIMiddleware
 from credit_check._models import (
     AppliedMeasure,
     Catalog,
@@ -57,12 +67,19 @@ __all__ = [
     "Checker",
     "CheckerStatus",
     "ConfigurationError",
+    "CreditCheckASGIMiddleware",
     "CreditCheckError",
+    "CreditCheckWSGIMiddleware",
     "Decision",
     "DecisionGroup",
     "Effect",
     "EntryStatus",
     "FeedbackRecord",
+    "FromForm",
+    "FromHeader",
+    "FromJSON",
+    "FromPath",
+    "FromQuery",
     "InvalidServiceData",
     "InvalidSubjectId",
     "ListDefinition",
@@ -72,6 +89,7 @@ __all__ = [
     "OutboxError",
     "Outcome",
     "PilotCodeWarning",
+    "Route",
     "Scenario",
     "ServiceError",
     "ServiceRejected",

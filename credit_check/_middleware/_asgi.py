@@ -81,8 +81,7 @@ class CreditCheckASGIMiddleware:
         request = RequestData(headers=headers,
                               query_string=scope.get("query_string", b"").decode("latin-1"),
                               path_params=params, body=body)
-        plan = self.guard.plan(route, request)
-        verdict = plan if isinstance(plan, Verdict) else await self.guard.decide_async(plan)
+        verdict = await self.guard.evaluate_async(route, request)
         if verdict.reply is not None:
             await _send_reply(verdict.reply, send)
             return

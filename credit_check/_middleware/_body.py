@@ -135,6 +135,8 @@ class RequestData:
         query_string: the raw query string.
         path_params: the route's path parameters.
         body: the body bytes, or None when the rule does not read the body.
+        form: form fields already parsed by the framework (FastAPI consumes the stream
+            of a form body without keeping the bytes).
     """
 
     __slots__ = ("_form", "_json", "_query", "body", "headers", "path_params", "query_string")
@@ -142,13 +144,14 @@ class RequestData:
     _MISSING: Any = object()
 
     def __init__(self, *, headers: Mapping[str, str], query_string: str,
-                 path_params: Mapping[str, str], body: bytes | None) -> None:
+                 path_params: Mapping[str, str], body: bytes | None,
+                 form: dict[str, list[str]] | None = None) -> None:
         self.headers = headers
         self.query_string = query_string
         self.path_params = path_params
         self.body = body
         self._json: Any = self._MISSING
-        self._form: dict[str, list[str]] | None = None
+        self._form: dict[str, list[str]] | None = form
         self._query: dict[str, list[str]] | None = None
 
     def query(self) -> dict[str, list[str]]:
@@ -165,6 +168,8 @@ class RequestData:
         """
         if self._json is self._MISSING:
             mime, _ = split_content_type(self.headers.get("content-type"))
+            if not mime and not self.body:
+                return None  # no body at all: the identifier is missing, not malformed
             if mime not in JSON_TYPES and not mime.endswith("+json"):
                 raise BodyProblem(f"expected a JSON body (application/json), got "
                                   f"{mime or 'no content type'}", status=415,
@@ -184,7 +189,9 @@ class RequestData:
         """
         if self._form is None:
             mime, params = split_content_type(self.headers.get("content-type"))
-            if mime == "application/x-www-form-urlencoded":
+            if not mime and not self.body:
+                self._form = {}  # no body at all: the identifier is missing, not malformed
+            elif mime == "application/x-www-form-urlencoded":
                 try:
                     text = (self.body or b"").decode("utf-8")
                 except UnicodeDecodeError:

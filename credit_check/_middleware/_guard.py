@@ -161,6 +161,16 @@ class Guard:
 
     # -- checking ---------------------------------------------------------------------
 
+    def evaluate(self, route: Route, request: RequestData) -> Verdict:
+        """Extract, check in the calling thread and apply the policy."""
+        plan = self.plan(route, request)
+        return plan if isinstance(plan, Verdict) else self.decide(plan)
+
+    async def evaluate_async(self, route: Route, request: RequestData) -> Verdict:
+        """Extract, check without blocking the loop and apply the policy."""
+        plan = self.plan(route, request)
+        return plan if isinstance(plan, Verdict) else await self.decide_async(plan)
+
     def decide(self, plan: Plan) -> Verdict:
         """Check in the calling thread (WSGI, Django, Flask)."""
         try:

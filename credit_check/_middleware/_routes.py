@@ -154,7 +154,8 @@ class Route:
     Args:
         method: the HTTP method (``"POST"``); ``"*"`` matches any method.
         path: a path pattern; ``{name}`` matches one segment, ``{name:path}`` the rest
-            and ``{name:int}`` digits. The pattern matches the whole path.
+            and ``{name:int}`` digits. The pattern matches the whole path. ``"*"`` is for
+            view decorators, where the framework has matched the path already.
         scenario: the :class:`~credit_check.Scenario` (or its value) of the transaction.
         subject: where the subject's identifier is (USCC or id number, told by shape).
         legal_representative: where the organisation's 法定代表人 id number is, if given.
@@ -190,7 +191,7 @@ class Route:
         object.__setattr__(self, "regex", compile_path(self.path))
         names = set(self.regex.groupindex)
         for ex in self.extractors:
-            if isinstance(ex, FromPath) and ex.name not in names:
+            if isinstance(ex, FromPath) and ex.name not in names and self.path != "*":
                 raise ValueError(f"route {self.method} {self.path}: no path parameter "
                                  f"{{{ex.name}}} for {ex!r}")
         object.__setattr__(self, "needs_body", any(ex.needs_body for ex in self.extractors))
@@ -204,6 +205,8 @@ class Route:
 
 def compile_path(pattern: str) -> re.Pattern[str]:
     """The anchored regex of a path pattern (``/bids/{tender_id}``)."""
+    if pattern == "*":
+        return re.compile(r"(?!)")  # matched by the framework, never by the table
     if not pattern.startswith("/"):
         raise ValueError(f"path pattern {pattern!r} must start with '/'")
     out, pos = ["^"], 0

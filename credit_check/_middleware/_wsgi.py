@@ -88,8 +88,7 @@ class CreditCheckWSGIMiddleware:
         request = RequestData(headers=wsgi_headers(environ),
                               query_string=environ.get("QUERY_STRING", ""),
                               path_params=params, body=body)
-        plan = self.guard.plan(route, request)
-        return plan if isinstance(plan, Verdict) else self.guard.decide(plan)
+        return self.guard.evaluate(route, request)
 
 
 def read_body(environ: WSGIEnvironment, limit: int) -> bytes | None:
