@@ -86,7 +86,7 @@ def enqueue(records: list[FeedbackRecord], threads: int, synchronous: str) -> di
 def deliver(n: int, batch_size: int) -> dict[str, Any]:
     from credit_check._crypto import feedback_key
     from credit_check._sender import OutboxSender
-    from credit_check._server import SandboxServer
+    from credit_check._server import SandboxServer  # type: ignore[attr-defined,unused-ignore]
     from credit_check._transport import Transport
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,6 +4,7 @@ every check it completed (printed after ``Outbox.add`` returned) reaches the ser
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 import signal
@@ -24,11 +25,8 @@ from credit_check._outbox import OUTBOX_FILE
 from credit_check._sender import OutboxSender
 from credit_check._transport import Transport
 
-SandboxServer: Any
-try:
-    from credit_check._server import SandboxServer
-except ImportError:  # pragma: no cover - the sandbox lands separately
-    SandboxServer = None
+# The sandbox service lands separately; until then these tests are skipped.
+SandboxServer: Any = getattr(importlib.import_module("credit_check._server"), "SandboxServer", None)
 
 try:
     from credit_check._checker import Checker  # noqa: F401
