@@ -488,3 +488,22 @@ def test_nothing_the_service_sends_crashes_check(
         checker._cache.clear()
         assert checker.check(ORG, PROCUREMENT).degraded
         assert all(d.degraded for d in checker.check_many([ORG, OTHER_ORG], PROCUREMENT))
+
+
+def test_every_decision_is_in_the_outbox_before_check_returns(
+    service: FakeService, make_checker: MakeChecker
+) -> None:
+    service.add(entry(ORG))
+    checker = make_checker()
+    checker.check(ORG, PROCUREMENT)
+    d = checker.check(ORG, PROCUREMENT)
+    local = checker.check_local(THIRD_ORG, PROCUREMENT)
+    assert local is not None
+    outbox = checker._outbox
+    assert outbox is not None
+    for decision in (d, local):
+        record = outbox.decision(decision.decision_id)
+        assert record is not None and record.outcome is decision.outcome
+    assert checker.status().outbox_pending == 3
+    assert checker._sender is not None and checker._sender.flush(5)
+    assert {r["decision_id"] for r in service.feedback} >= {d.decision_id, local.decision_id}
