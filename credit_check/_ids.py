@@ -186,12 +186,20 @@ def _birth_date(code: str, shown: str) -> None:
 def upgrade_id_number(text: str) -> str:
     """Convert a 15-digit legacy id number to its 18-character form (born 19xx)."""
     code = normalize_id(text)
-    if len(code) != 15 or not code.isdigit():
+    if len(code) != 15:
         raise InvalidSubjectId(
             f"id_number {mask_id(code)}: a legacy number has 15 digits, got {len(code)} characters",
             field="id_number",
             problem="length",
         )
+    for pos, char in enumerate(code, start=1):
+        if not (char.isascii() and char.isdigit()):
+            raise InvalidSubjectId(
+                f"id_number {mask_id(code)}: illegal character {char!r} at position {pos} "
+                f"(a legacy number has only digits)",
+                field="id_number",
+                problem="character",
+            )
     body = code[:6] + "19" + code[6:]
     _birth_date(body + "00", mask_id(code))
     return body + id_number_check_char(body)
@@ -225,7 +233,7 @@ def validate_id_number(text: str) -> str:
     for pos, char in enumerate(code, start=1):
         if not char.isascii() or not (char.isdigit() or (pos == 18 and char == "X")):
             raise InvalidSubjectId(
-                f"id_number {shown}: illegal character at position {pos} "
+                f"id_number {shown}: illegal character {char!r} at position {pos} "
                 f"(only digits, and X as the last character)",
                 field="id_number",
                 problem="character",

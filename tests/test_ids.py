@@ -1,0 +1,379 @@
+"""Identifier validation: USCC (GB 32100), org code (GB 11714), id number (GB 11643)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from credit_check import (
+    InvalidSubjectId,
+    PilotCodeWarning,
+    Subject,
+    SubjectKind,
+    mask_id,
+    normalize_id,
+    validate_id_number,
+    validate_org_code,
+    validate_uscc,
+)
+from credit_check._ids import (
+    USCC_ALPHABET,
+    id_number_check_char,
+    org_code_check_char,
+    uscc_check_char,
+)
+
+VALID_USCC = [
+    "91110000600037341L",
+    "121200004013590816",
+    "91310110666007217T",
+    "91430111MA4L41YT1U",
+    "91620105L015101280",
+]
+VALID_ID_NUMBERS = [
+    "11010519491231002X",
+    "440524188001010014",
+    "44011320141005001X",
+    "81000019980902013X",  # Hong Kong residents' residence permit
+    "932682198501010017",  # 2023 foreigner permanent-residence card
+]
+PILOT_CODE = "91350203M0001QAY9B"
+
+# Characters a single-character typo may introduce (before normalisation).
+TYPO_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*#./"
+
+
+# --- valid vectors ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", VALID_USCC)
+def test_known_valid_uscc_is_accepted_unchanged(code: str) -> None:
+    assert validate_uscc(code) == code
+
+
+@pytest.mark.parametrize("number", VALID_ID_NUMBERS)
+def test_known_valid_id_number_is_accepted_unchanged(number: str) -> None:
+    assert validate_id_number(number) == number
+
+
+@pytest.mark.parametrize(("text", "expected"), [("00251805-7", "002518057"),
+                                                ("00251809-X", "00251809X")])
+def test_known_valid_org_code_is_accepted_without_its_hyphen(text: str, expected: str) -> None:
+    assert validate_org_code(text) == expected
+
+
+def test_legacy_15_digit_id_number_is_upgraded_to_18_characters() -> None:
+    assert validate_id_number("150102880730303") == "150102198807303035"
+
+
+def test_legacy_15_digit_id_number_with_a_letter_reports_the_character() -> None:
+    with pytest.raises(InvalidSubjectId, match=r"illegal character 'A' at position 9") as info:
+        validate_id_number("15010288A730303")
+    assert info.value.problem == "character"
+    assert "15010288A730303" not in str(info.value)
+
+
+# --- invalid vectors and their messages ------------------------------------------
+
+
+def test_uscc_with_wrong_check_character_names_the_expected_one() -> None:
+    with pytest.raises(InvalidSubjectId, match=r"check character should be 'L', got 'N'") as info:
+        validate_uscc("91110000600037341N")
+    assert info.value.field == "uscc"
+    assert info.value.problem == "check_character"
+
+
+def test_uscc_with_letters_outside_the_alphabet_names_the_first_and_its_position() -> None:
+    with pytest.raises(InvalidSubjectId, match=r"illegal character 'I' at position 14") as info:
+        validate_uscc("9111000060003IOZSV")
+    assert info.value.problem == "character"
+
+
+@pytest.mark.parametrize("code", ["91110000600037341", "91110000600037341LL", "9111"])
+def test_uscc_of_wrong_length_reports_the_length_it_got(code: str) -> None:
+    with pytest.raises(InvalidSubjectId, match=rf"must be 18 characters, got {len(code)}") as info:
+        validate_uscc(code)
+    assert info.value.problem == "length"
+
+
+def test_empty_uscc_is_rejected_as_empty() -> None:
+    with pytest.raises(InvalidSubjectId, match="empty") as info:
+        validate_uscc(" - ")
+    assert info.value.problem == "empty"
+
+
+def test_uscc_whose_embedded_org_code_check_character_is_wrong_is_rejected() -> None:
+    body = "91110000" + "60003734" + "2"  # org code 600037342, whose check char is 1
+    assert org_code_check_char("60003734") != "2"
+    code = body + uscc_check_char(body)
+    with pytest.raises(InvalidSubjectId, match=r"organisation code '600037342'") as info:
+        validate_uscc(code)
+    assert info.value.problem == "check_character"
+
+
+def test_org_code_with_wrong_check_character_is_rejected() -> None:
+    with pytest.raises(InvalidSubjectId, match=r"check character should be '2', got '5'") as info:
+        validate_org_code("MA5AP9ET-5")
+    assert info.value.field == "org_code"
+    assert info.value.problem == "check_character"
+
+
+def test_org_code_of_wrong_length_reports_the_length_it_got() -> None:
+    with pytest.raises(InvalidSubjectId, match=r"got 8") as info:
+        validate_org_code("00251805")
+    assert info.value.problem == "length"
+
+
+def test_org_code_with_illegal_character_names_it_and_its_position() -> None:
+    with pytest.raises(InvalidSubjectId, match=r"illegal character '\*' at position 3"):
+        validate_org_code("00*51805-7")
+
+
+def test_id_number_with_wrong_check_character_names_the_expected_one() -> None:
+    with pytest.raises(InvalidSubjectId, match=r"check character should be '3', got 'X'") as info:
+        validate_id_number("36042619910102009X")
+    assert info.value.field == "id_number"
+    assert info.value.problem == "check_character"
+
+
+def test_id_number_with_month_13_is_an_impossible_birth_date() -> None:
+    with pytest.raises(InvalidSubjectId, match=r"impossible birth date") as info:
+        validate_id_number("360426199113010079")
+    assert info.value.problem == "birth_date"
+
+
+def test_id_number_with_x_before_the_last_position_names_the_character_and_position() -> None:
+    with pytest.raises(InvalidSubjectId, match=r"illegal character 'X' at position 5") as info:
+        validate_id_number("1101X519491231002X")
+    assert info.value.problem == "character"
+
+
+@pytest.mark.parametrize("number", ["1101051949123100", "11010519491231002X1", "1234"])
+def test_id_number_of_wrong_length_reports_the_length_it_got(number: str) -> None:
+    with pytest.raises(InvalidSubjectId, match=rf"got {len(number)}\b") as info:
+        validate_id_number(number)
+    assert info.value.problem == "length"
+
+
+def test_id_number_starting_with_0_has_no_region() -> None:
+    body = "01010519491231002"
+    with pytest.raises(InvalidSubjectId, match="region") as info:
+        validate_id_number(body + id_number_check_char(body))
+    assert info.value.problem == "region"
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "36042619910102009X",  # check character
+        "360426199113010079",  # month 13
+        "1101X519491231002X",  # illegal character
+        "11010519491231002",  # length
+        "360426199102300079",  # 30 February
+        "010105194912310021",  # region
+        "15010288A730303",  # legacy, character
+        "150102881330303",  # legacy, month 13
+    ],
+)
+def test_id_number_error_message_masks_the_number(number: str) -> None:
+    with pytest.raises(InvalidSubjectId) as info:
+        validate_id_number(number)
+    message = str(info.value)
+    assert number not in message
+    assert number[6:-4] not in message
+    assert mask_id(number) in message
+    assert number[:6] + "********" + number[-4:] in message
+
+
+def test_invalid_legal_representative_id_is_masked_in_the_error() -> None:
+    with pytest.raises(InvalidSubjectId) as info:
+        Subject.organization("91110000600037341L", legal_representative="36042619910102009X")
+    assert "36042619910102009X" not in str(info.value)
+    assert "360426********009X" in str(info.value)
+
+
+# --- normalisation and masking ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("9111 0000 6000 3734 1L", "91110000600037341L"),
+        ("91110000-600037341-l", "91110000600037341L"),
+        ("９１１１００００６０００３７３４１Ｌ", "91110000600037341L"),  # full-width
+        ("911100006000３７３４１ｌ", "91110000600037341L"),
+        ("\u300091110000600037341L\u3000", "91110000600037341L"),  # ideographic spaces
+        ("91110000\uff0d600037341L", "91110000600037341L"),  # full-width hyphen
+        ("11010519491231002x", "11010519491231002X"),
+    ],
+)
+def test_normalize_id_strips_separators_folds_full_width_and_upper_cases(
+    text: str, expected: str
+) -> None:
+    assert normalize_id(text) == expected
+
+
+def test_uscc_is_validated_after_normalisation() -> None:
+    assert validate_uscc("９１１１００００-６０００３７３４１ｌ") == "91110000600037341L"
+
+
+def test_id_number_with_lowercase_x_and_spaces_is_accepted_upper_cased() -> None:
+    assert validate_id_number(" 110105 19491231 002x ") == "11010519491231002X"
+
+
+def test_mask_id_keeps_first_6_and_last_4() -> None:
+    assert mask_id("11010519491231002X") == "110105********002X"
+
+
+def test_mask_id_masks_short_strings_whole() -> None:
+    assert mask_id("1234567890") == "********"
+
+
+# --- Subject constructors --------------------------------------------------------
+
+
+def test_subject_organization_validates_and_normalises_the_uscc() -> None:
+    subject = Subject.organization("9111 0000 6000 3734 1l", name="某公司")
+    assert subject.kind is SubjectKind.ORGANIZATION
+    assert subject.id == "91110000600037341L"
+    assert subject.name == "某公司"
+
+
+def test_subject_organization_rejects_an_invalid_uscc() -> None:
+    with pytest.raises(InvalidSubjectId, match="check character"):
+        Subject.organization("91110000600037341N")
+
+
+def test_subject_organization_takes_the_legal_representative_as_an_id_number() -> None:
+    subject = Subject.organization("91110000600037341L", legal_representative="11010519491231002x")
+    assert subject.legal_representative == Subject.person("11010519491231002X")
+
+
+def test_subject_person_upgrades_a_legacy_number() -> None:
+    subject = Subject.person("150102880730303", name="张三")
+    assert subject.kind is SubjectKind.PERSON
+    assert subject.id == "150102198807303035"
+
+
+def test_subject_person_repr_masks_the_id_number() -> None:
+    subject = Subject.person("11010519491231002X")
+    assert "11010519491231002X" not in repr(subject)
+    assert "110105********002X" in repr(subject)
+    assert subject.public_dict()["id"] == "110105********002X"
+
+
+def test_subject_person_rejects_an_invalid_number_with_a_masked_message() -> None:
+    with pytest.raises(InvalidSubjectId) as info:
+        Subject.person("36042619910102009X")
+    assert "36042619910102009X" not in str(info.value)
+
+
+def test_invalid_subject_id_is_a_value_error() -> None:
+    with pytest.raises(ValueError):
+        validate_uscc("x")
+
+
+# --- pilot-period allow-list -----------------------------------------------------
+
+
+def test_pilot_code_is_rejected_when_not_on_the_allow_list() -> None:
+    with pytest.raises(InvalidSubjectId, match="check character"):
+        validate_uscc(PILOT_CODE)
+
+
+def test_pilot_code_on_the_allow_list_is_accepted_with_a_warning() -> None:
+    with pytest.warns(PilotCodeWarning, match="allow-list"):
+        assert validate_uscc(PILOT_CODE, allow=[PILOT_CODE]) == PILOT_CODE
+
+
+def test_allow_list_entries_are_normalised_before_comparison() -> None:
+    with pytest.warns(PilotCodeWarning):
+        assert validate_uscc("91350203 M0001QAY9B", allow=["91350203-m0001qay9b"]) == PILOT_CODE
+
+
+def test_subject_organization_accepts_an_allow_listed_pilot_code_with_a_warning() -> None:
+    with pytest.warns(PilotCodeWarning):
+        subject = Subject.organization(PILOT_CODE, allow=(PILOT_CODE,))
+    assert subject.id == PILOT_CODE
+
+
+def test_allow_list_does_not_excuse_illegal_characters_or_length() -> None:
+    with pytest.raises(InvalidSubjectId, match="illegal character"):
+        validate_uscc("9111000060003IOZSV", allow=["9111000060003IOZSV"])
+    with pytest.raises(InvalidSubjectId, match="got 17"):
+        validate_uscc(PILOT_CODE[:17], allow=[PILOT_CODE[:17]])
+
+
+def test_valid_code_needs_no_allow_list_and_raises_no_warning() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert validate_uscc(VALID_USCC[0], allow=[PILOT_CODE]) == VALID_USCC[0]
+
+
+# --- properties ------------------------------------------------------------------
+
+
+@st.composite
+def valid_usccs(draw: st.DrawFn) -> str:
+    head = draw(st.text(USCC_ALPHABET, min_size=8, max_size=8))
+    org_body = draw(st.text(USCC_ALPHABET, min_size=8, max_size=8))
+    body = head + org_body + org_code_check_char(org_body)
+    return body + uscc_check_char(body)
+
+
+@st.composite
+def valid_id_numbers(draw: st.DrawFn) -> str:
+    region = draw(st.integers(100000, 999999))
+    birth = draw(st.dates(dt.date(1850, 1, 1), dt.date(2099, 12, 31)))
+    sequence = draw(st.integers(0, 999))
+    body = f"{region}{birth:%Y%m%d}{sequence:03d}"
+    return body + id_number_check_char(body)
+
+
+@st.composite
+def single_char_changes(draw: st.DrawFn, codes: st.SearchStrategy[str]) -> tuple[str, str]:
+    """A valid code and a copy with one character substituted or deleted."""
+    code = draw(codes)
+    pos = draw(st.integers(0, len(code) - 1))
+    if draw(st.booleans()):
+        changed = code[:pos] + code[pos + 1 :]
+    else:
+        char = draw(st.sampled_from(TYPO_CHARS).filter(lambda c: c != code[pos]))
+        changed = code[:pos] + char + code[pos + 1 :]
+    return code, changed
+
+
+@given(valid_usccs())
+def test_every_generated_valid_uscc_passes(code: str) -> None:
+    assert validate_uscc(code) == code
+
+
+@given(valid_id_numbers())
+def test_every_generated_valid_id_number_passes(number: str) -> None:
+    assert validate_id_number(number) == number
+
+
+@given(single_char_changes(valid_usccs()))
+def test_every_single_character_change_of_a_uscc_fails(pair: tuple[str, str]) -> None:
+    _, changed = pair
+    with pytest.raises(InvalidSubjectId):
+        validate_uscc(changed)
+
+
+@given(single_char_changes(valid_id_numbers()))
+def test_every_single_character_change_of_an_id_number_fails(pair: tuple[str, str]) -> None:
+    original, changed = pair
+    with pytest.raises(InvalidSubjectId) as info:
+        validate_id_number(changed)
+    assert original not in str(info.value)
+    assert changed not in str(info.value)
+
+
+@given(valid_usccs())
+def test_every_generated_valid_uscc_survives_spacing_and_case(code: str) -> None:
+    spaced = " ".join(code[i : i + 4] for i in range(0, 18, 4)).lower()
+    assert validate_uscc(spaced) == code
