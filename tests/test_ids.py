@@ -60,8 +60,9 @@ def test_known_valid_id_number_is_accepted_unchanged(number: str) -> None:
     assert validate_id_number(number) == number
 
 
-@pytest.mark.parametrize(("text", "expected"), [("00251805-7", "002518057"),
-                                                ("00251809-X", "00251809X")])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("00251805-7", "002518057"), ("00251809-X", "00251809X")]
+)
 def test_known_valid_org_code_is_accepted_without_its_hyphen(text: str, expected: str) -> None:
     assert validate_org_code(text) == expected
 
