@@ -102,7 +102,8 @@ class CreditCheckASGIMiddleware:
 
     async def _read(self, headers: dict[str, str], receive: Receive) -> bytes | Verdict | None:
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
+        # isdigit() alone accepts "²" and other digits int() refuses: ASCII digits only.
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
             return self.guard.too_large(self.max_body)
         chunks: list[bytes] = []
         size = 0

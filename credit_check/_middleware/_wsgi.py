@@ -94,9 +94,10 @@ class CreditCheckWSGIMiddleware:
 def read_body(environ: WSGIEnvironment, limit: int) -> bytes | None:
     """Read ``wsgi.input`` once and put a ``BytesIO`` of it in its place; None when the
     body is over ``limit`` (nothing more is read then)."""
-    declared = environ.get("CONTENT_LENGTH") or ""
+    declared = (environ.get("CONTENT_LENGTH") or "").strip()
     stream = environ["wsgi.input"]
-    if declared.strip().isdigit():
+    # isdigit() alone accepts "²" and other digits int() refuses: ASCII digits only.
+    if declared.isascii() and declared.isdigit():
         length = int(declared)
         if length > limit:
             return None
