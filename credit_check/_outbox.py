@@ -33,6 +33,7 @@ from credit_check._outbox_types import (
     BUSY_TIMEOUT,
     DEAD,
     DELIVERED,
+    FORK_LOCK_WAIT,
     FULL_WARNING_INTERVAL,
     INSERT,
     OUTBOX_FILE,
@@ -94,8 +95,12 @@ class Outbox:
         self._reset_process_state()
         # A writer connection for add() and reads, and a worker connection for the sender,
         # so a claim or checkpoint in the sender thread never holds the lock add() needs.
-        self._writer = self._connect(create=True)
-        os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
+        self._fork_held: list[threading.Lock] = []
+        self._writer: sqlite3.Connection | None = self._connect(create=True)
+        ref = weakref.ref(self)
+        os.register_at_fork(before=functools.partial(_fork_hook, ref, "before"),
+                            after_in_parent=functools.partial(_fork_hook, ref, "parent"),
+                            after_in_child=functools.partial(_fork_hook, ref, "child"))
 
     # -- connections -------------------------------------------------------------------
 
@@ -116,12 +121,14 @@ class Outbox:
             return
         # The parent's connections must not be used (nor closed) here: keep them referenced
         # so they are not finalised, and open new ones on demand.
-        self._abandoned.append(self._writer)
+        if self._writer is not None:
+            self._abandoned.append(self._writer)
         if self._worker is not None:
             self._abandoned.append(self._worker)
         self._reset_process_state()
-        if not self._closed:
-            self._writer = self._connect(create=False)
+        # Connect lazily: a fork hook is no place for I/O, and SQLite's own mutexes may
+        # belong to a thread that does not exist in this process.
+        self._writer = None
 
     def _connect(self, *, create: bool) -> sqlite3.Connection:
         try:
@@ -161,6 +168,8 @@ class Outbox:
                         self._worker = self._connect(create=False)
                     conn = self._worker
                 else:
+                    if self._writer is None:
+                        self._writer = self._connect(create=False)
                     conn = self._writer
                 yield conn
             except sqlite3.Error as exc:
@@ -426,7 +435,19 @@ class Outbox:
         return f"Outbox(path={str(self.path)!r})"
 
 
-def _after_fork(ref: weakref.ref[Outbox]) -> None:
+def _fork_hook(ref: weakref.ref[Outbox], when: str) -> None:
+    # Holding both connection locks across fork() means no thread of ours is inside SQLite
+    # at that moment, so the child never inherits a connection (or SQLite mutex) mid-call.
     outbox = ref()
-    if outbox is not None:
+    if outbox is None or (outbox._pid != os.getpid() and when != "child"):
+        return
+    if when == "before":
+        outbox._fork_held = [lock for lock in (outbox._writer_lock, outbox._worker_lock)
+                             if lock.acquire(timeout=FORK_LOCK_WAIT)]
+    elif when == "parent":
+        for lock in outbox._fork_held:
+            lock.release()
+        outbox._fork_held = []
+    else:
+        outbox._fork_held = []
         outbox._after_fork_in_child()

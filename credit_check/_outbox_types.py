@@ -11,6 +11,8 @@ from typing import Any
 OUTBOX_FILE = "outbox.sqlite3"
 PENDING, DELIVERED, DEAD = 0, 1, 2
 BUSY_TIMEOUT = 10.0
+# How long fork() waits for an outbox operation in another thread to finish.
+FORK_LOCK_WAIT = 5.0
 # Without a running sender nobody checkpoints; past this many adds, add() does it itself.
 SELF_CHECKPOINT_ADDS = 50_000
 FULL_WARNING_INTERVAL = 60.0
