@@ -1,0 +1,8 @@
+"""The sandbox list service: protocol v1 over SQLite, with fictional demo data."""
+
+from __future__ import annotations
+
+from credit_check._server._app import create_app
+from credit_check._server._runner import SandboxServer, open_sandbox
+
+__all__ = ["SandboxServer", "create_app", "open_sandbox"]

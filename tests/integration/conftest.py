@@ -2,39 +2,19 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+from _sandbox_support import DEPARTMENT, ENCRYPTION_KEY, Clock, MakeChecker
 
 from credit_check import Checker
-from credit_check._models import CST
 
 try:
     from credit_check._server import SandboxServer
 except ImportError:  # pragma: no cover - the sandbox is not part of this checkout yet
     SandboxServer = None  # type: ignore[assignment,misc]
-
-ENCRYPTION_KEY = base64.b64encode(b"integration-key-32-bytes-long!!!").decode()
-DEPARTMENT = "市公共资源交易中心"
-
-
-class Clock:
-    """A settable clock that follows real time until a test moves it."""
-
-    def __init__(self) -> None:
-        self.offset = dt.timedelta()
-
-    def __call__(self) -> dt.datetime:
-        return dt.datetime.now(CST) + self.offset
-
-    def set(self, moment: dt.datetime) -> None:
-        self.offset = moment - dt.datetime.now(CST)
-
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
@@ -51,9 +31,6 @@ def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-MakeChecker = Callable[..., Checker]
 
 
 @pytest.fixture
@@ -80,9 +57,3 @@ def make_checker(sandbox: SandboxServer, tmp_path: Path, clock: Clock) -> Iterat
         checker.close()
 
 
-def admin(sandbox: SandboxServer, method: str, path: str, **kw: Any) -> Any:
-    """Call the sandbox's admin API."""
-    resp = requests.request(method, sandbox.base_url + path, timeout=10,
-                            headers={"Authorization": f"Bearer {sandbox.admin_key}"}, **kw)
-    resp.raise_for_status()
-    return resp.json() if resp.content else None

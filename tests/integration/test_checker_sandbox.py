@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Clock, MakeChecker, admin
+from _sandbox_support import Clock, MakeChecker, admin
 
 from credit_check import Decision, Outcome, Subject, Transaction
 from credit_check._models import CST

@@ -1,0 +1,143 @@
+"""Running the sandbox: its data directory (signing key, derived demo and admin keys), the
+demo data load, and :class:`SandboxServer`, a uvicorn server on a loopback thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from credit_check._crypto import Signer
+from credit_check._exceptions import ConfigurationError
+from credit_check._models import Catalog, ListEntry
+from credit_check._server import _demo
+from credit_check._server._app import create_app
+from credit_check._server._store import Store
+
+logger = logging.getLogger("credit_check.sandbox")
+
+DEMO_DEPARTMENT = "示范市行政审批局"
+
+
+def load_signer(db_path: Path) -> Signer:
+    """The service's Ed25519 key, generated on first start beside the database (mode 0600)."""
+    key_file = db_path.with_name(db_path.name + ".signing-key")
+    if key_file.exists():
+        raw = key_file.read_bytes()
+        if len(raw) != 32:
+            raise ConfigurationError(f"{key_file}: not a 32-byte Ed25519 key; remove it to "
+                                     "generate a new one (clients must then re-pin)")
+        return Signer.from_bytes(raw)
+    signer = Signer.generate()
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(signer.private_bytes())
+    return signer
+
+
+def derived_key(signer: Signer, purpose: str) -> str:
+    """A key that stays the same for one sandbox data directory, without storing it."""
+    digest = hmac.new(signer.private_bytes(), purpose.encode(), hashlib.sha256).hexdigest()
+    return f"cc_{purpose.split('-')[0]}_{digest[:40]}"
+
+
+def open_sandbox(db_path: Path, *, demo: bool, admin_key: str | None = None
+                 ) -> tuple[Store, Signer, str, str]:
+    """Open (and on first use, fill) a sandbox database: store, signer, admin and demo key."""
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    signer = load_signer(db_path)
+    store = Store(db_path, signer)
+    if store.catalog is None:
+        store.put_catalog(Catalog.load(_demo.demo_catalog()))
+    demo_key = derived_key(signer, "demo-key")
+    store.create_key(DEMO_DEPARTMENT, True, api_key=demo_key)
+    if demo and store.meta("demo_loaded") is None:
+        entries, subjects = _demo.build()
+        store.upsert_subjects(subjects)
+        store.upsert_entries([ListEntry.model_validate(e) for e in entries])
+        with store._tx() as conn:
+            store._set_meta(conn, "demo_loaded", "1")
+    admin = admin_key or os.environ.get("CREDIT_CHECK_ADMIN_KEY") or derived_key(
+        signer, "admin-key")
+    return store, signer, admin, demo_key
+
+
+class SandboxServer:
+    """The sandbox list service on a background thread, for the demo and tests.
+
+    Args:
+        db_path: the SQLite file (its signing key is kept beside it).
+        demo: load the fictional demo data on first use.
+        host, port: where to listen; port 0 picks a free port.
+        admin_key: the admin key (default: ``CREDIT_CHECK_ADMIN_KEY`` or one derived from
+            the signing key).
+    """
+
+    def __init__(self, db_path: str | Path, demo: bool = False, *, host: str = "127.0.0.1",
+                 port: int = 0, admin_key: str | None = None) -> None:
+        self.db_path = Path(db_path)
+        self.demo = demo
+        self.host = host
+        self.port = port
+        self._admin_key = admin_key
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._store: Store | None = None
+        self.admin_key = ""
+        self.demo_key = ""
+        self.public_key = ""
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> None:
+        """Open the database and serve until :meth:`stop`."""
+        import uvicorn
+
+        store, signer, self.admin_key, self.demo_key = open_sandbox(
+            self.db_path, demo=self.demo, admin_key=self._admin_key)
+        self._store = store
+        self.public_key = signer.public_key
+        config = uvicorn.Config(create_app(store, signer, self.admin_key), host=self.host,
+                                port=self.port, log_level="warning", lifespan="off",
+                                access_log=False)
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(target=server.run, name="credit-check-sandbox",
+                                        daemon=True)
+        self._thread.start()
+        waited = 0.0
+        while not server.started:
+            if not self._thread.is_alive() or waited > timeout:
+                self.stop()
+                raise RuntimeError(f"the sandbox did not start on {self.host}:{self.port}")
+            self._thread.join(0.02)
+            waited += 0.02
+        self.port = server.servers[0].sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        """Stop serving and close the database (the data stays)."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(10)
+        self._thread = None
+        self._server = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> SandboxServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
