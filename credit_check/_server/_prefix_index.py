@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from credit_check._crypto import Signer, b64e, pack_prefixes, snapshot_message
 
-KEPT_DELTAS = 500
+KEPT_DELTAS = 5000
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,131 @@
+"""Sandbox list service at scale (issue 3): CSV import of N entries (with lookups answered
+during the import), single and batch-of-100 lookup latency over loopback, full snapshot
+build time and transfer size, and the delta size after 1,000 changes.
+
+    .venv/bin/python bench/bench_sandbox.py [--entries 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import random
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from credit_check._server import SandboxServer
+from credit_check._server._demo import SHOWCASE, make_uscc
+
+COLUMNS = ["entry_id", "list_code", "list_kind", "subject_id", "subject_kind", "name",
+           "issuing_department", "basis_document", "reason", "listed_on", "effective_from",
+           "effective_until", "status", "legal_representative_id"]
+
+
+def make_csv(n: int, rng: random.Random) -> tuple[bytes, list[str]]:
+    out = io.StringIO()
+    out.write(",".join(COLUMNS) + "\n")
+    ids = []
+    for i in range(n):
+        sid = make_uscc(rng)
+        ids.append(sid)
+        out.write(f"b{i},tax.major_violation,black,{sid},organization,示例{i},某税务局,"
+                  f"税罚{i}号,,2025-01-01,2025-01-01,,active,\n")
+    return out.getvalue().encode(), ids
+
+
+def percentiles(values: list[float]) -> str:
+    q = statistics.quantiles(values, n=100)
+    return f"p50 {q[49] * 1000:.2f} ms, p99 {q[98] * 1000:.2f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    args = parser.parse_args()
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
+        server = SandboxServer(Path(tmp) / "sandbox.db", demo=True, port=0)
+        server.start()
+        try:
+            return run(server, args.entries, rng)
+        finally:
+            server.stop()
+
+
+def run(server: SandboxServer, n: int, rng: random.Random) -> int:
+    session = requests.Session()
+    dept = {"Authorization": f"Bearer {server.demo_key}"}
+    admin = {"Authorization": f"Bearer {server.admin_key}", "Content-Type": "text/csv"}
+    body, ids = make_csv(n, rng)
+    print(f"CSV of {n:,} entries: {len(body) / 1e6:.1f} MB", flush=True)
+
+    during: list[float] = []
+    stop = threading.Event()
+
+    def look_meanwhile() -> None:
+        s = requests.Session()
+        while not stop.is_set():
+            t = time.perf_counter()
+            r = s.get(f"{server.base_url}/v1/subjects/{SHOWCASE['court_defaulter_org']}",
+                      headers=dept, timeout=30)
+            r.raise_for_status()
+            during.append(time.perf_counter() - t)
+            time.sleep(0.05)
+
+    looker = threading.Thread(target=look_meanwhile)
+    looker.start()
+    t0 = time.perf_counter()
+    r = session.post(f"{server.base_url}/v1/admin/entries", data=body, headers=admin,
+                     timeout=600)
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    looker.join()
+    r.raise_for_status()
+    print(f"import {n:,} entries from CSV: {elapsed:.1f} s ({r.json()}); "
+          f"{len(during)} lookups answered during it, max {max(during) * 1000:.0f} ms",
+          flush=True)
+
+    single = []
+    for code in rng.sample(ids, 2000):
+        t = time.perf_counter()
+        session.get(f"{server.base_url}/v1/subjects/{code}", headers=dept, timeout=30)
+        single.append(time.perf_counter() - t)
+    print(f"single lookup over loopback ({n:,} entries): {percentiles(single)}")
+    batch = []
+    for _ in range(200):
+        chunk = rng.sample(ids, 100)
+        t = time.perf_counter()
+        session.post(f"{server.base_url}/v1/subjects:batch", json={"ids": chunk},
+                     headers=dept, timeout=30).raise_for_status()
+        batch.append(time.perf_counter() - t)
+    print(f"batch of 100 over loopback: {percentiles(batch)}")
+
+    t = time.perf_counter()
+    full = session.get(f"{server.base_url}/v1/snapshot", headers=dept, timeout=120)
+    took = time.perf_counter() - t
+    snap = full.json()
+    print(f"full snapshot: {snap['count']:,} prefixes, build+transfer {took:.2f} s, "
+          f"{len(full.content) / 1e6:.2f} MB JSON", flush=True)
+    version = snap["version"]
+    changes = [{"entry_id": f"b{i}", "status": "repaired"} for i in rng.sample(range(n), 1000)]
+    for c in changes:
+        session.post(f"{server.base_url}/v1/admin/entries/{c['entry_id']}/status",
+                     json={"status": c["status"]}, headers={"Authorization": admin[
+                         "Authorization"]}, timeout=30).raise_for_status()
+    delta = session.get(f"{server.base_url}/v1/snapshot", params={"since": version},
+                        headers=dept, timeout=60)
+    delta.raise_for_status()
+    d = delta.json()
+    print(f"delta after 1,000 changes: {len(delta.content) / 1e3:.1f} kB JSON "
+          f"(version {d['since']} -> {d['version']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
