@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pydantic import ValidationError
+
 from credit_check._exceptions import ConfigurationError, CreditCheckError, InvalidSubjectId
 from credit_check._models import Decision, Outcome, Subject, Transaction
 
@@ -46,14 +48,38 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _ready_timeout() -> float:
+    raw = os.environ.get("CREDIT_CHECK_READY_TIMEOUT", "10")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise ConfigurationError(f"CREDIT_CHECK_READY_TIMEOUT: {raw!r} is not a number of "
+                                 "seconds (0 or more)")
+    return value
+
+
 def _open_checker() -> Checker:
     from credit_check._checker import Checker
 
+    # Read before the checker starts its threads, so a bad value fails with nothing to close.
+    timeout = _ready_timeout()
     checker = Checker.from_env()
     # A fresh process has no snapshot or catalogue yet; give the first sync a moment
     # rather than deciding everything on the degraded fallback.
-    checker.wait_ready(timeout=float(os.environ.get("CREDIT_CHECK_READY_TIMEOUT", "10")))
+    checker.wait_ready(timeout=timeout)
     return checker
+
+
+def _transaction(args: argparse.Namespace) -> Transaction:
+    """The command's transaction; a bad ``--case-id`` raises ValueError with a clear message."""
+    try:
+        return Transaction(scenario=args.scenario, case_id=args.case_id)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "arguments"
+        raise ValueError(f"{name}: {error['msg']}") from None
 
 
 def print_decision(d: Decision, out: TextIO) -> None:
@@ -82,7 +108,10 @@ def check(args: argparse.Namespace) -> int:
         subject = Subject.parse(args.id)
     except InvalidSubjectId as exc:
         return _fail(str(exc))
-    transaction = Transaction(scenario=args.scenario, case_id=args.case_id)
+    try:
+        transaction = _transaction(args)
+    except ValueError as exc:
+        return _fail(str(exc))
     try:
         with _open_checker() as checker:
             decision = checker.check(subject, transaction)
@@ -123,8 +152,9 @@ def read_rows(path: Path, column: str) -> Iterator[_Row]:
             break
         except UnicodeDecodeError:
             continue
-    else:  # pragma: no cover - gb18030 decodes any byte string
-        raise ValueError(f"{path}: not a text file")
+    else:
+        raise ValueError(f"{path}: not a text file (neither UTF-8 nor GB18030); "
+                         "save it as CSV UTF-8")
     if "\x00" in text:
         raise ValueError(f"{path}: contains NUL bytes; is it a spreadsheet rather than CSV?")
     csv.field_size_limit(MAX_FIELD_CHARS)
@@ -150,7 +180,9 @@ def read_rows(path: Path, column: str) -> Iterator[_Row]:
             except InvalidSubjectId as exc:
                 yield _Row(number, value, None, str(exc))
     except csv.Error as exc:
-        raise ValueError(f"{path}: line {reader.line_num}: {exc}") from None
+        # reader.line_num only counts rows read whole; the csv reader's own count includes
+        # the line that failed.
+        raise ValueError(f"{path}: line {reader.reader.line_num}: {exc}") from None
 
 
 def _progress(done: int, total: int, started: float, out: TextIO) -> None:
@@ -184,30 +216,45 @@ def _report_row(row: _Row, d: Decision | None) -> dict[str, Any]:
     }
 
 
+def _decide_rows(valid: list[_Row], transaction: Transaction, show: bool,
+                 started: float) -> list[tuple[_Row, Decision | None]]:
+    out: list[tuple[_Row, Decision | None]] = []
+    with _open_checker() as checker:
+        for i in range(0, len(valid), CHUNK):
+            chunk = valid[i : i + CHUNK]
+            group: Sequence[Decision] = checker.check_many(
+                [r.subject for r in chunk if r.subject is not None], transaction
+            )
+            out.extend(zip(chunk, group, strict=True))
+            if show:
+                _progress(min(i + CHUNK, len(valid)), len(valid), started, sys.stderr)
+    return out
+
+
 def check_file(args: argparse.Namespace) -> int:
     """Run ``credit-check check-file FILE.csv --scenario S [--out report.csv]``."""
     path = Path(args.file)
     if not path.is_file():
-        return _fail(f"{path}: no such file")
+        return _fail(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
     try:
         rows = list(read_rows(path, args.column))
+        transaction = _transaction(args)
     except (ValueError, OSError) as exc:
         return _fail(str(exc))
-    transaction = Transaction(scenario=args.scenario, case_id=args.case_id)
+    if not rows:
+        return _fail(f"{path}: a header but no rows to check")
     show = sys.stderr.isatty() and not args.json
     results: list[tuple[_Row, Decision | None]] = [(r, None) for r in rows if r.subject is None]
     valid = [r for r in rows if r.subject is not None]
     started = time.monotonic()
+    if not valid:
+        # Nothing to ask the service: say so without opening a checker (no network call).
+        first = rows[0]
+        print(f"credit-check: error: {path}: no valid identifier in column {args.column!r} "
+              f"({len(rows)} rows; row {first.number}: {first.error})", file=sys.stderr)
     try:
-        with _open_checker() as checker:
-            for i in range(0, len(valid), CHUNK):
-                chunk = valid[i : i + CHUNK]
-                group: Sequence[Decision] = checker.check_many(
-                    [r.subject for r in chunk if r.subject is not None], transaction
-                )
-                results.extend(zip(chunk, group, strict=True))
-                if show:
-                    _progress(min(i + CHUNK, len(valid)), len(valid), started, sys.stderr)
+        if valid:
+            results.extend(_decide_rows(valid, transaction, show, started))
     except ConfigurationError as exc:
         return _fail(str(exc))
     except CreditCheckError as exc:
