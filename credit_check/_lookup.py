@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from credit_check._exceptions import InvalidServiceData
-from credit_check._ids import mask_id
+from credit_check._ids import detect_kind, mask_id
 from credit_check._models import ListEntry, SubjectLookup
 from credit_check._transport import Transport
 
@@ -67,6 +67,10 @@ class LookupClient:
             InvalidServiceData: the answer is not JSON, does not validate, or is about
                 another subject.
         """
+        if detect_kind(subject_id) == "person":
+            # A URL path is written to access logs and HTTP-library debug logs on both
+            # sides; a person's id number travels only in a request body.
+            return self._batch([subject_id])[subject_id]
         path = "/v1/subjects/" + urllib.parse.quote(subject_id, safe="")
         # Error messages end up in logs: never with a person's id in clear.
         resp = self._transport.request("GET", path, retries=self._retries,
@@ -83,6 +87,9 @@ class LookupClient:
         ids = list(dict.fromkeys(subject_ids))
         if len(ids) == 1:
             return {ids[0]: self.lookup(ids[0])}
+        return self._batch(ids)
+
+    def _batch(self, ids: list[str]) -> dict[str, SubjectLookup]:
         found: dict[str, SubjectLookup] = {}
         for start in range(0, len(ids), BATCH_LIMIT):
             chunk = ids[start : start + BATCH_LIMIT]

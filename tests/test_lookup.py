@@ -48,8 +48,9 @@ def test_lookup_validates_the_answer() -> None:
 
 @responses.activate
 def test_wrong_schema_is_invalid_service_data_naming_fields_not_values() -> None:
-    responses.get(f"{BASE}/v1/subjects/{PERSON}",
-                  json={"subject": {"id": PERSON, "kind": "alien"}, "entries": "x"})
+    responses.post(f"{BASE}/v1/subjects:batch",
+                   json={"results": [{"subject": {"id": PERSON, "kind": "alien"},
+                                      "entries": "x"}]})
     with pytest.raises(InvalidServiceData, match="does not validate") as info:
         client().lookup(PERSON)
     assert PERSON not in str(info.value)
@@ -108,6 +109,15 @@ def test_batch_of_one_uses_the_single_lookup() -> None:
     assert list(client().lookup_many([ORG])) == [ORG]
 
 
+@responses.activate
+def test_a_person_is_looked_up_with_the_id_in_the_body_never_in_the_url() -> None:
+    responses.post(f"{BASE}/v1/subjects:batch", json={"results": [body(PERSON, "person")]})
+    assert client().lookup(PERSON).subject.id == PERSON
+    [call] = responses.calls
+    assert PERSON not in (call.request.url or "")
+    assert PERSON in (call.request.body or b"").decode()  # type: ignore[union-attr]
+
+
 def test_entries_are_split_into_own_and_as_representative() -> None:
     from credit_check._models import SubjectLookup
 
@@ -122,10 +132,10 @@ def test_entries_are_split_into_own_and_as_representative() -> None:
 
 @responses.activate
 def test_errors_never_show_the_id_in_clear() -> None:
-    responses.get(f"{BASE}/v1/subjects/{PERSON}", status=503)
+    responses.post(f"{BASE}/v1/subjects:batch", status=503)
     with pytest.raises(ServiceUnavailable) as info:
         client(retries=0).lookup(PERSON)
-    assert PERSON not in str(info.value) and "110105********002X" in str(info.value)
+    assert PERSON not in str(info.value)
     responses.get(f"{BASE}/v1/subjects/{ORG}", body="{bad")
     with pytest.raises(InvalidServiceData) as bad:
         client().lookup(ORG)
