@@ -5,6 +5,7 @@ received feedback, and the live prefix index kept in step with every change.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import hmac
 import json
 import secrets
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_check._crypto import (
+    FieldCipher,
     Signer,
     api_key_hash,
     canonical_json,
@@ -72,6 +74,11 @@ class Store:
 
     def __init__(self, path: Path, signer: Signer) -> None:
         self.path = path
+        # Feedback HMAC keys must be kept to verify records; at rest they are sealed with a
+        # key derived from the signing key (kept in its own 0600 file), so the database
+        # alone does not give them away.
+        self._seal = FieldCipher(hmac.new(signer.private_bytes(), b"credit-check/sandbox/keys",
+                                          hashlib.sha256).digest())
         self._local = threading.local()
         self._write_lock = threading.Lock()
         with self._write_lock:
@@ -284,7 +291,8 @@ class Store:
                 "INSERT INTO keys (key_id, department, key_hash, feedback_key, allow_persons, "
                 "revoked, created_at) VALUES (?, ?, ?, ?, ?, 0, ?) ON CONFLICT(key_hash) "
                 "DO NOTHING", (key_id, department, api_key_hash(api_key),
-                               feedback_key(api_key).hex(), int(allow_persons),
+                               self._seal.encrypt(feedback_key(api_key)).hex(),
+                               int(allow_persons),
                                now_cst().isoformat()))
         return {"key_id": key_id, "department": department, "api_key": api_key,
                 "allow_persons": allow_persons}
@@ -301,7 +309,7 @@ class Store:
             "WHERE key_hash = ? AND revoked = 0", (wanted,)).fetchone()
         if row is None or not hmac.compare_digest(row[2], wanted):
             return None
-        return ApiKey(row[0], row[1], bytes.fromhex(row[3]), bool(row[4]))
+        return ApiKey(row[0], row[1], self._seal.decrypt(bytes.fromhex(row[3])), bool(row[4]))
 
     # -- feedback ----------------------------------------------------------------------
 
