@@ -23,6 +23,7 @@ from credit_check._crypto import Signer, catalog_message, constant_time_equal
 from credit_check._exceptions import CatalogError, InvalidSubjectId
 from credit_check._ids import detect_kind, validate_id_number, validate_uscc
 from credit_check._models import (
+    CST,
     Catalog,
     EntryStatus,
     FeedbackRecord,
@@ -121,7 +122,7 @@ class Sandbox:
 
     async def _body(self, request: Request, limit: int = BODY_LIMIT) -> bytes:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise Problem(413, f"the body is larger than the limit of {limit} bytes")
         chunks: list[bytes] = []
         size = 0
@@ -138,6 +139,8 @@ class Sandbox:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Problem(400, f"the body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise Problem(400, "the body is not valid JSON: nested too deeply") from None
 
     @staticmethod
     def _model(model: type[BaseModel], data: Any, what: str) -> Any:
@@ -199,7 +202,7 @@ class Sandbox:
         since = request.query_params.get("since")
         if since is None:
             return JSONResponse(await run_in_threadpool(self.store.index.full))
-        if not since.isdigit() or len(since) > 18:
+        if not (since.isascii() and since.isdigit()) or len(since) > 18:
             raise Problem(400, f"since must be a snapshot version number, got {since[:40]!r}")
         try:
             body = await run_in_threadpool(self.store.index.delta, int(since))
@@ -267,6 +270,14 @@ class Sandbox:
             items = data.get("entries") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise Problem(422, "the body must be {\"entries\": [...]} or text/csv")
+        # ListEntry ignores unknown fields; an import must not (a misspelt effective_until
+        # would silently make a listing permanent).
+        unknown = [{"field": f"entries[{i}].{name}"[:200], "problem": "unknown field"}
+                   for i, item in enumerate(items) if isinstance(item, dict)
+                   for name in item if name not in ListEntry.model_fields]
+        if unknown:
+            raise Problem(422, f"{len(unknown)} unknown fields in the entries; nothing was "
+                          "imported", errors=unknown[:50])
         try:
             entries = _ENTRIES.validate_python(items)
         except ValidationError as exc:
@@ -329,7 +340,8 @@ class Sandbox:
         since = request.query_params.get("since")
         if since is not None:
             try:
-                since = TypeAdapter(Timestamp).validate_python(since).isoformat()
+                # received_at is stored as CST ISO text, so compare in CST
+                since = TypeAdapter(Timestamp).validate_python(since).astimezone(CST).isoformat()
             except ValidationError:
                 raise Problem(400, f"since must be an ISO 8601 time, got {since[:40]!r}") from None
         records = await run_in_threadpool(self.store.feedback, since, 1_000_000)
