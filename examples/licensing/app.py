@@ -107,7 +107,7 @@ def _answer(decision: Decision, case_no: str) -> dict[str, Any]:
                    item_code=FromForm("item_code"))
 def apply_licence(request: HttpRequest) -> HttpResponse:
     """``POST /licences/applications`` (form: ``uscc``, ``company``, ``item_code``, ``case_no``)."""
-    decision: Decision = request.credit_decision  # type: ignore[attr-defined]
+    decision: Decision = request.credit_decision
     status = 202 if decision.outcome is Outcome.REVIEW else 201
     return JsonResponse(_answer(decision, request.POST.get("case_no", "")), status=status,
                         json_dumps_params={"ensure_ascii": False})

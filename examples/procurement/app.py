@@ -24,7 +24,7 @@ import io
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse
@@ -157,7 +157,8 @@ def _decision_ids(request: Request) -> list[str]:
     return []
 
 
-def build_app(checker: Checker, *, reports_dir: Path, review: str = "hold") -> FastAPI:
+def build_app(checker: Checker, *, reports_dir: Path,
+              review: Literal["proceed", "hold"] = "hold") -> FastAPI:
     """The bid endpoints behind the credit-check middleware.
 
     Args:
