@@ -22,18 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "middleware"))
 
-from _middleware_fakes import FakeChecker
 from hypothesis import HealthCheck, given, seed, settings
-from test_middleware_fuzz import (
-    Request,
-    asgi_factory,
-    check_result,
-    policies,
-    requests,
-    run_asgi,
-    run_wsgi,
-    wsgi_factory,
-)
+from test_middleware_fuzz import Request, Result, fuzz_one, policies, requests
 
 
 def main() -> int:
@@ -49,20 +39,19 @@ def main() -> int:
     statuses: collections.Counter[str] = collections.Counter()
     failures: list[str] = []
 
+    def count(kind: str, result: Result) -> None:
+        statuses[f"{result.status}{' app' if result.app_body is not None else ''}"] += 1
+
     @seed(args.seed)
     @settings(max_examples=args.examples, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(req=requests(), options=policies)
     def run(req: Request, options: dict[str, Any]) -> None:
         nonlocal tried
-        deny = options.get("on_error") == "deny"
-        for kind, runner, factory in (("asgi", run_asgi, asgi_factory),
-                                      ("wsgi", run_wsgi, wsgi_factory)):
+        for kind in ("asgi", "wsgi"):
             tried += 1
             try:
-                result = runner(factory(FakeChecker(), **options), req)
-                statuses[f"{result.status}{' app' if result.app_body is not None else ''}"] += 1
-                check_result(result, req, kind, deny_on_error=deny)
+                fuzz_one(req, options, kinds=(kind,), on_result=count)
             except Exception:  # record every failure and go on: a census, not a test
                 failures.append(traceback.format_exc())
 

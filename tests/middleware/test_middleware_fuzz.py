@@ -11,11 +11,14 @@ for ten thousand requests and more.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import anyio
 import pytest
@@ -408,9 +411,11 @@ def run_wsgi(mw_factory: Any, req: Request) -> Result:
                   body, seen[0] if seen else None, mw.errors)
 
 
-def check_result(result: Result, req: Request, kind: str, *, deny_on_error: bool = False) -> None:
+def check_result(result: Result, req: Request, kind: str, *, deny_on_error: bool = False,
+                 hold: bool = False) -> None:
     """The invariant: the app's 2xx with the body intact, or a 4xx problem from the middleware
-    (or, with ``on_error="deny"``, the documented 503 problem when the checker raised)."""
+    (or, with ``on_error="deny"``, the documented 503 problem when the checker raised; with
+    ``review="hold"``, the documented 202 "held" answer)."""
     where = f"{kind} {req.method} {req.path[:80]} {req.headers[:3]!r} body[:120]={req.body[:120]!r}"
     limit = 504 if deny_on_error and result.errors else 500
     assert result.status < limit, f"{result.status} from {where}: {result.body[:300]!r}"
@@ -418,6 +423,10 @@ def check_result(result: Result, req: Request, kind: str, *, deny_on_error: bool
         assert 200 <= result.status < 300, where
         assert result.body == b"ok", where
         assert result.app_body == req.body, f"body not replayed intact: {where}"
+        return
+    if hold and result.status == 202:
+        assert result.headers.get("content-type") == "application/json; charset=utf-8", where
+        assert json.loads(result.body)["status"] == "held", where
         return
     assert 400 <= result.status < limit, f"{result.status} without the app: {where}"
     assert result.headers.get("content-type") == "application/problem+json", where
@@ -436,18 +445,31 @@ def wsgi_factory(checker: FakeChecker, **options: Any) -> Any:
                                                  max_body=MAX_BODY, **options)
 
 
-def fuzz_one(req: Request, options: dict[str, Any] | None = None) -> None:
-    """Send ``req`` through both middlewares and check the invariant on each."""
-    options = options or {}
+def fuzz_one(req: Request, options: dict[str, Any] | None = None, *,
+             kinds: tuple[str, ...] = ("asgi", "wsgi"),
+             on_result: Callable[[str, Result], None] | None = None) -> None:
+    """Send ``req`` through both middlewares (or those in ``kinds``) and check the invariant
+    on each; ``on_result`` sees each result first (the fuzz bench counts them)."""
+    options = dict(options or {})
+    stdlib_multipart = options.pop("stdlib_multipart", False)
     checker = FakeChecker()
     deny = options.get("on_error") == "deny"
-    check_result(run_asgi(asgi_factory(checker, **options), req), req, "asgi",
-                 deny_on_error=deny)
-    check_result(run_wsgi(wsgi_factory(checker, **options), req), req, "wsgi",
-                 deny_on_error=deny)
+    hold = options.get("review") == "hold"
+    with contextlib.ExitStack() as stack:
+        if stdlib_multipart:  # as without python-multipart installed: the email fallback
+            stack.enter_context(mock.patch.object(_body, "_multipart_parser",
+                                                  side_effect=ImportError))
+        for kind in kinds:
+            runner, factory = (run_asgi, asgi_factory) if kind == "asgi" else (run_wsgi,
+                                                                               wsgi_factory)
+            result = runner(factory(checker, **options), req)
+            if on_result is not None:
+                on_result(kind, result)
+            check_result(result, req, kind, deny_on_error=deny, hold=hold)
 
 
-policies = st.sampled_from([{}, {}, {"shadow": True}, {"on_error": "deny"}])
+policies = st.sampled_from([{}, {}, {"shadow": True}, {"on_error": "deny"},
+                            {"review": "hold"}, {"stdlib_multipart": True}])
 
 # 1500 examples x 2 middlewares = 3000 requests; ~20 s here.
 FUZZ = settings(max_examples=1500, deadline=None, derandomize=True,
@@ -461,6 +483,43 @@ def test_hostile_requests_get_the_app_or_a_problem_never_a_5xx(
         req: Request, options: dict[str, Any]) -> None:
     """Any request: the app's 2xx with the body intact, or a 4xx problem+json, through both."""
     fuzz_one(req, options)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(req=requests(), keep=st.integers(0, 4))
+def test_client_gone_mid_body_ends_quietly(req: Request, keep: int) -> None:
+    """ASGI: a client that disconnects before the whole body is sent gets no answer, the app
+    is not called on a guarded route, and nothing raises."""
+    if len(req.chunks) < 2:
+        req.chunks = [req.body[:len(req.body) // 2], req.body[len(req.body) // 2:]]
+    chunks = req.chunks[:min(keep, len(req.chunks) - 1)]
+    pending = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
+    sent: list[dict[str, Any]] = []
+    called: list[bool] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        called.append(True)
+        while (await receive())["type"] == "http.request":
+            pass  # an app reading an unguarded body until the disconnect
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    mw = asgi_factory(FakeChecker())(app)
+    scope = {"type": "http", "method": req.method, "path": req.path, "query_string": req.query,
+             "headers": list(req.headers)}
+    anyio.run(mw, scope, receive, send)
+    found = mw.routes.match(req.method, req.path)
+    if found is not None and found[0].needs_body:
+        assert not called
+        assert sent == [] or sent[0]["status"] == 413  # over the limit before the client left
+    for message in sent:
+        if message["type"] == "http.response.start":
+            assert message["status"] < 500
 
 
 @settings(max_examples=300, deadline=None, derandomize=True)
