@@ -262,9 +262,18 @@ class Sandbox:
     async def import_entries(self, request: Request) -> Response:
         self._auth(request, admin=True)
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        lines: list[int] = []
+
+        def label(i: Any, field: str) -> str:
+            """Where a problem is: the CSV line, or the index in the JSON list."""
+            if lines and isinstance(i, int) and 0 <= i < len(lines):
+                return f"line {lines[i]}: {field}"
+            return f"entries[{i}].{field}"
+
         if ctype == "text/csv":
             raw = await self._body(request, ADMIN_BODY_LIMIT)
-            items: Any = _csv_entries(raw)
+            items: Any
+            items, lines = _csv_entries(raw)
         else:
             data = await self._json(request, ADMIN_BODY_LIMIT)
             items = data.get("entries") if isinstance(data, dict) else None
@@ -272,7 +281,7 @@ class Sandbox:
                 raise Problem(422, "the body must be {\"entries\": [...]} or text/csv")
         # ListEntry ignores unknown fields; an import must not (a misspelt effective_until
         # would silently make a listing permanent).
-        unknown = [{"field": f"entries[{i}].{name}"[:200], "problem": "unknown field"}
+        unknown = [{"field": label(i, name)[:200], "problem": "unknown field"}
                    for i, item in enumerate(items) if isinstance(item, dict)
                    for name in item if name not in ListEntry.model_fields]
         if unknown:
@@ -281,12 +290,19 @@ class Sandbox:
         try:
             entries = _ENTRIES.validate_python(items)
         except ValidationError as exc:
-            errors = [{"field": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]}
+            errors = [{"field": label(e["loc"][0], ".".join(str(p) for p in e["loc"][1:])),
+                       "problem": e["msg"]}
                       for e in exc.errors(include_url=False, include_input=False)[:50]]
             raise Problem(422, f"{exc.error_count()} problems in the entries; nothing was "
                           "imported", errors=errors) from None
         errors = []
+        first: dict[str, int] = {}
         for i, e in enumerate(entries):
+            # A repeated entry_id would be counted twice in the prefix set, and its subject
+            # would then stay listed after a repair.
+            if first.setdefault(e.entry_id, i) != i:
+                errors.append({"field": label(i, "entry_id"), "problem": "the same entry_id "
+                               f"is given at {label(first[e.entry_id], 'entry_id')}"})
             for field, value in (("subject_id", e.subject_id),
                                  ("legal_representative_id", e.legal_representative_id)):
                 if value is None:
@@ -294,14 +310,14 @@ class Sandbox:
                 try:
                     code, kind = _validated_id(value)
                 except Problem as exc:
-                    errors.append({"field": f"entries[{i}].{field}", "problem": exc.detail})
+                    errors.append({"field": label(i, field), "problem": exc.detail})
                     continue
                 if code != value:
-                    errors.append({"field": f"entries[{i}].{field}",
+                    errors.append({"field": label(i, field),
                                    "problem": "must be the normalised identifier"})
                 elif field == "subject_id" and kind != e.subject_kind.value:
-                    errors.append({"field": f"entries[{i}].subject_kind",
-                                   "problem": f"the subject id is an {kind} identifier"})
+                    errors.append({"field": label(i, "subject_kind"),
+                                   "problem": f"the subject id is a {kind}'s identifier"})
         if errors:
             raise Problem(422, f"{len(errors)} problems in the entries; nothing was imported",
                           errors=errors[:50])
@@ -356,7 +372,9 @@ class Sandbox:
         return Response(text, media_type="application/json")
 
 
-def _csv_entries(raw: bytes) -> list[dict[str, Any]]:
+def _csv_entries(raw: bytes) -> tuple[list[dict[str, Any]], list[int]]:
+    """The CSV rows as entry dicts, and the line each row is on (ends on, if quoted text
+    spans lines)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -368,6 +386,7 @@ def _csv_entries(raw: bytes) -> list[dict[str, Any]]:
     if missing:
         raise Problem(422, f"the CSV header lacks {', '.join(sorted(missing))}")
     rows: list[dict[str, Any]] = []
+    lines: list[int] = []
     errors = []
     try:
         for row in reader:
@@ -375,6 +394,7 @@ def _csv_entries(raw: bytes) -> list[dict[str, Any]]:
                 errors.append({"field": f"line {reader.line_num}",
                                "problem": "wrong number of columns"})
                 continue
+            lines.append(reader.line_num)
             rows.append({k: (v if v != "" else None) if k in (
                 "effective_until", "legal_representative_id", "listed_on", "name") else v
                 for k, v in row.items()})
@@ -383,7 +403,7 @@ def _csv_entries(raw: bytes) -> list[dict[str, Any]]:
     if errors:
         raise Problem(422, f"{len(errors)} CSV rows are malformed; nothing was imported",
                       errors=errors[:50])
-    return rows
+    return rows, lines
 
 
 def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:

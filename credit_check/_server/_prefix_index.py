@@ -100,6 +100,8 @@ class PrefixIndex:
                     f"no delta from version {since} is kept (the oldest kept starts at "
                     f"{self._deltas[0][0] - 1 if self._deltas else current}); fetch the full snapshot"
                 )
+            # the state of the same version as the steps, not of a change made since
+            state = self._current_locked()
         added: set[int] = set()
         removed: set[int] = set()
         for _, plus, minus in steps:
@@ -113,7 +115,6 @@ class PrefixIndex:
                     removed.discard(p)
                 else:
                     added.add(p)
-        state = self._current()
         return {"version": state.version, "since": since, "full": False,
                 "added": b64e(pack_prefixes(added)), "removed": b64e(pack_prefixes(removed)),
                 "checksum": state.checksum, "signature": state.signature,
@@ -121,13 +122,16 @@ class PrefixIndex:
 
     def _current(self) -> _Full:
         with self._lock:
-            if self._full is not None and self._full.version == self.version:
-                return self._full
-            values = array("I", sorted(self._counts))
-            if sys.byteorder == "little":
-                values.byteswap()
-            packed = values.tobytes()
-            checksum = hashlib.sha256(packed).hexdigest()
-            self._full = _Full(self.version, packed, checksum,
-                               self._signer.sign(snapshot_message(self.version, checksum)))
+            return self._current_locked()
+
+    def _current_locked(self) -> _Full:
+        if self._full is not None and self._full.version == self.version:
             return self._full
+        values = array("I", sorted(self._counts))
+        if sys.byteorder == "little":
+            values.byteswap()
+        packed = values.tobytes()
+        checksum = hashlib.sha256(packed).hexdigest()
+        self._full = _Full(self.version, packed, checksum,
+                           self._signer.sign(snapshot_message(self.version, checksum)))
+        return self._full

@@ -423,14 +423,15 @@ def test_invalid_json_entries_import_nothing(sb: Sandbox) -> None:
     count, version = entries_count(sb), sb.store.index.version
     good = entry("bad-0", org_id(701))
     cases: list[tuple[list[dict[str, Any]], str]] = [
-        ([good, {**entry("bad-1", org_id(702)), "status": "gone"}], "1.status"),
+        ([good, {**entry("bad-1", org_id(702)), "status": "gone"}], "entries[1].status"),
         ([good, {k: v for k, v in entry("bad-1", org_id(702)).items()
-                 if k != "subject_kind"}], "1.subject_kind"),
+                 if k != "subject_kind"}], "entries[1].subject_kind"),
         ([good, entry("bad-1", org_id(702)[:-2] + "00")], "entries[1].subject_id"),
         ([good, entry("bad-1", SHOWCASE["black_person"])], "entries[1].subject_kind"),
         ([good, entry("bad-1", org_id(703).lower() if org_id(703).lower() != org_id(703)
                       else " " + org_id(703))], "entries[1].subject_id"),
-        ([good, entry("bad-1", org_id(704), effective_from="yesterday")], "1.effective_from"),
+        ([good, entry("bad-1", org_id(704), effective_from="yesterday")],
+         "entries[1].effective_from"),
         ([good, {**entry("bad-1", org_id(705)), "efective_until": "2026-01-01"}],
          "entries[1].efective_until"),
     ]
@@ -438,6 +439,9 @@ def test_invalid_json_entries_import_nothing(sb: Sandbox) -> None:
         body = assert_problem(sb.admin("POST", "/v1/admin/entries", json={"entries": entries}),
                               422, "nothing was imported")
         assert any(field in e["field"] for e in body["errors"]), (field, body)
+    resp = sb.admin("POST", "/v1/admin/entries",
+                    json={"entries": [good, entry("bad-0", org_id(707))]})
+    assert_problem(resp, 422, "entries[1].entry_id", "entries[0].entry_id")
     resp = sb.admin("POST", "/v1/admin/entries",
                     json={"entries": [good, entry("bad-2", org_id(706), list_code="no.list")]})
     assert_problem(resp, 422, "no.list", "entries[1]")
@@ -450,13 +454,16 @@ def test_invalid_csv_rows_import_nothing(sb: Sandbox) -> None:
     good = f"ok-1,court.judgment_defaulter,black,{org_id(801)},organization,甲,某法院,2025-01-01,,active,\n"
     cases = [
         (CSV_HEADER + good + f"ok-2,court.judgment_defaulter,black,{org_id(802)},organization,"
-         "乙,某法院,not-a-date,,active,\n", "effective_from"),
+         "乙,某法院,not-a-date,,active,\n", "line 3: effective_from"),
+        (CSV_HEADER + good + "\n" + f"ok-2,court.judgment_defaulter,black,{org_id(802)[:-2]}00,"
+         "organization,乙,某法院,2025-01-01,,active,\n", "line 4: subject_id"),
+        (CSV_HEADER + good + good, "line 3: entry_id"),
         (CSV_HEADER + good + "short,row\n", "line 3"),
         (CSV_HEADER + good + good.rstrip("\n") + ",extra\n", "line 3"),
         (CSV_HEADER.replace("effective_until", "efective_until") + good, "efective_until"),
         ("entry_id,name\n" + "x,y\n", "subject_id"),
         (CSV_HEADER + good + f"ok-3,court.judgment_defaulter,black,{org_id(803)},organization,"
-         "丙,某法院,2025-01-01,,unknown,\n", "status"),
+         "丙,某法院,2025-01-01,,unknown,\n", "line 3: status"),
     ]
     for text, needle in cases:
         resp = sb.admin("POST", "/v1/admin/entries", content=text.encode(),
