@@ -26,7 +26,7 @@ from credit_check._crypto import (
     id_prefix,
     record_hmac,
 )
-from credit_check._models import CST, Catalog, EntryStatus, ListEntry, Target
+from credit_check._models import CST, Catalog, EntryStatus, ListEntry, Target, to_cst_datetime
 from credit_check._server._prefix_index import PrefixIndex
 
 SCHEMA = """
@@ -332,7 +332,7 @@ class Store:
                     (record["record_id"], record.get("department") or key.department,
                      record["kind"], tx.get("scenario"), record.get("outcome"),
                      int(bool(record.get("matches"))), len(record.get("measures") or []),
-                     created[:10], received, canonical_json(record).decode()))
+                     _cst_day(created), received, canonical_json(record).decode()))
                 (accepted if cur.rowcount else duplicates).append(record["record_id"])
             if duplicates:
                 total = int(self.meta("duplicates") or 0) + len(duplicates)
@@ -368,6 +368,14 @@ class Store:
         out["listed_prefixes"] = len(self.index)
         out["version"] = self.index.version
         return out
+
+
+def _cst_day(created: str) -> str:
+    """The China Standard Time day of a record's created_at, whatever its UTC offset."""
+    moment = to_cst_datetime(created)
+    if isinstance(moment, dt.datetime):
+        return moment.astimezone(CST).date().isoformat()
+    return created[:10]
 
 
 def _select_in(conn: sqlite3.Connection, sql: str, values: list[str]) -> list[Any]:

@@ -31,9 +31,11 @@ from _sandbox_app_support import (
 
 from credit_check._crypto import (
     catalog_message,
+    feedback_key,
     id_prefix,
     load_public_key,
     pack_prefixes,
+    record_hmac,
     snapshot_message,
     unpack_prefixes,
     verify,
@@ -613,6 +615,13 @@ def test_stats_by_scenario_department_and_day(sb: Sandbox) -> None:
     by_day = {r["day"]: r["checks"] for r in stats["by_day"]}
     assert by_day == {"2026-03-01": 2, "2026-03-02": 2, "2026-03-03": 1}
     assert stats["records"] == 5 and stats["version"] == sb.store.index.version
+    # Days are China Standard Time days, whatever offset a record's time was written with.
+    (late,) = feedback_records(sb.demo_key, 1)
+    late["created_at"] = "2026-03-09T20:00:00+00:00"  # 2026-03-10 04:00 CST
+    late["hmac"] = record_hmac(feedback_key(sb.demo_key), late)
+    assert sb.post("/v1/feedback", json={"records": [late]}).json()["accepted"]
+    by_day = {r["day"]: r["checks"] for r in sb.admin("GET", "/v1/admin/stats").json()["by_day"]}
+    assert by_day["2026-03-10"] == 1 and "2026-03-09" not in by_day
     assert stats["listed_prefixes"] == full_snapshot(sb)[0]["count"]
 
 
