@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 from importlib import resources
 from typing import Any
 
@@ -136,7 +137,7 @@ class Sandbox:
     async def _json(self, request: Request, limit: int = BODY_LIMIT) -> Any:
         raw = await self._body(request, limit)
         try:
-            return json.loads(raw)
+            return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
         except (ValueError, UnicodeDecodeError) as exc:
             raise Problem(400, f"the body is not valid JSON: {exc}") from None
         except RecursionError:
@@ -370,6 +371,18 @@ class Sandbox:
     async def openapi(self, request: Request) -> Response:
         text = resources.files("credit_check._server").joinpath("openapi.json").read_text()
         return Response(text, media_type="application/json")
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON; stored, they would make later answers fail to encode
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
 
 
 def _csv_entries(raw: bytes) -> tuple[list[dict[str, Any]], list[int]]:

@@ -697,6 +697,21 @@ def test_surrogates_and_odd_text_are_refused_not_500(sb: Sandbox) -> None:
     assert sb.get("/v1/catalog").status_code == 200
 
 
+def test_non_finite_numbers_are_refused(sb: Sandbox) -> None:
+    (record,) = feedback_records(sb.demo_key, 1)
+    for bad in (float("nan"), float("inf")):
+        record["measures"][0]["params"] = {"x": bad}
+        record["hmac"] = record_hmac(feedback_key(sb.demo_key), record)
+        resp = sb.post("/v1/feedback", content=json.dumps({"records": [record]}),
+                       headers={"Content-Type": "application/json"})
+        assert_problem(resp, 400, "JSON")
+    raw = json.dumps({"records": [record]}).replace("Infinity", "1e999")
+    resp = sb.post("/v1/feedback", content=raw, headers={"Content-Type": "application/json"})
+    assert_problem(resp, 400, "range")
+    resp = sb.admin("GET", "/v1/admin/feedback")
+    assert resp.status_code == 200 and resp.json()["records"] == []
+
+
 def test_unknown_routes_and_methods_are_problems(sb: Sandbox) -> None:
     assert_problem(sb.get("/v1/nothing"), 404)
     assert_problem(sb.client.delete("/v1/catalog", headers={
