@@ -193,7 +193,10 @@ class Sandbox:
             raise Problem(404, "no catalogue is loaded; PUT /v1/admin/catalog first")
         raw = catalog.model_dump(mode="json")
         etag = f'"{catalog.version}-{hashlib.sha256(catalog_message(raw)).hexdigest()[:16]}"'
-        if request.headers.get("if-none-match") == etag:
+        asked = request.headers.get("if-none-match", "")
+        # RFC 9110: a list of tags, each possibly weak, or "*"
+        if asked.strip() == "*" or etag in {t.strip().removeprefix("W/")
+                                            for t in asked.split(",")}:
             return Response(status_code=304, headers={"ETag": etag})
         return JSONResponse({"catalog": raw, "signature": self.signer.sign(catalog_message(raw))},
                             headers={"ETag": etag})
@@ -359,7 +362,7 @@ class Sandbox:
             try:
                 # received_at is stored as CST ISO text, so compare in CST
                 since = TypeAdapter(Timestamp).validate_python(since).astimezone(CST).isoformat()
-            except ValidationError:
+            except (ValidationError, OverflowError):
                 raise Problem(400, f"since must be an ISO 8601 time, got {since[:40]!r}") from None
         records = await run_in_threadpool(self.store.feedback, since, 1_000_000)
         return JSONResponse({"records": records})

@@ -373,9 +373,10 @@ class Store:
 def _cst_day(created: str) -> str:
     """The China Standard Time day of a record's created_at, whatever its UTC offset."""
     moment = to_cst_datetime(created)
-    if isinstance(moment, dt.datetime):
-        return moment.astimezone(CST).date().isoformat()
-    return created[:10]
+    try:
+        return moment.astimezone(CST).date().isoformat()  # type: ignore[no-any-return]
+    except (AttributeError, OverflowError):  # not a datetime; or at the end of the calendar
+        return created[:10]
 
 
 def _select_in(conn: sqlite3.Connection, sql: str, values: list[str]) -> list[Any]:

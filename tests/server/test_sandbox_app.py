@@ -336,6 +336,8 @@ def test_catalog_is_signed_with_an_etag(sb: Sandbox) -> None:
     resp = sb.get("/v1/catalog", headers={"If-None-Match": etag})
     assert resp.status_code == 304 and resp.headers["etag"] == etag and resp.content == b""
     assert sb.get("/v1/catalog", headers={"If-None-Match": '"old-1"'}).status_code == 200
+    for asked in (f'"old-1", {etag}', f"W/{etag}", "*"):
+        assert sb.get("/v1/catalog", headers={"If-None-Match": asked}).status_code == 304
     keys = sb.get("/v1/keys").json()["keys"]
     assert keys[0]["public_key"] == sb.signer.public_key and keys[0]["alg"] == "Ed25519"
 
@@ -593,7 +595,8 @@ def test_admin_feedback_and_since(sb: Sandbox) -> None:
         resp = sb.admin("GET", "/v1/admin/feedback", params={"since": since})
         assert resp.status_code == 200, resp.text
         assert len(resp.json()["records"]) == expected, since
-    for since in ("yesterday", "2026-13-01", ""):
+    for since in ("yesterday", "2026-13-01", "", "9999-12-31T23:00:00-12:00",
+                  "0001-01-01T00:00:00+14:00"):
         assert_problem(sb.admin("GET", "/v1/admin/feedback", params={"since": since}), 400,
                        "since")
 
@@ -622,6 +625,11 @@ def test_stats_by_scenario_department_and_day(sb: Sandbox) -> None:
     assert sb.post("/v1/feedback", json={"records": [late]}).json()["accepted"]
     by_day = {r["day"]: r["checks"] for r in sb.admin("GET", "/v1/admin/stats").json()["by_day"]}
     assert by_day["2026-03-10"] == 1 and "2026-03-09" not in by_day
+    (edge,) = feedback_records(sb.demo_key, 1)
+    edge["created_at"] = "9999-12-31T23:00:00-12:00"  # past the calendar's end in CST
+    edge["hmac"] = record_hmac(feedback_key(sb.demo_key), edge)
+    resp = sb.post("/v1/feedback", json={"records": [edge]})
+    assert resp.status_code == 200 and resp.json()["accepted"] == [edge["record_id"]]
     assert stats["listed_prefixes"] == full_snapshot(sb)[0]["count"]
 
 
@@ -763,3 +771,33 @@ def test_credit_check_serve_command(tmp_path: Path) -> None:
             proc.kill()
             proc.communicate()
     assert proc.returncode is not None
+
+
+def test_reopening_keeps_keys_data_and_version(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    store, signer, admin_key, demo_key = open_sandbox(db, demo=True)
+    with TestClient(create_app(store, signer, admin_key)) as client:
+        sb = Sandbox(client, store, signer, admin_key, demo_key)
+        key = sb.new_key("审批局")
+        sb.admin("POST", "/v1/admin/entries", json={"entries": [entry("keep-1", org_id(77))]})
+        assert sb.post("/v1/feedback", json={"records": feedback_records(demo_key, 2)}
+                       ).json()["accepted"]
+        before, prefixes = full_snapshot(sb)
+        etag = sb.get("/v1/catalog").headers["etag"]
+    store.close()
+    assert (db.with_name("s.db.signing-key").stat().st_mode & 0o777) == 0o600
+
+    store, signer2, admin2, demo2 = open_sandbox(db, demo=True)
+    assert (signer2.public_key, admin2, demo2) == (signer.public_key, admin_key, demo_key)
+    with TestClient(create_app(store, signer2, admin2)) as client:
+        sb = Sandbox(client, store, signer2, admin2, demo2)
+        after, prefixes2 = full_snapshot(sb)
+        assert (after["version"], after["checksum"]) == (before["version"], before["checksum"])
+        assert prefixes2 == prefixes and id_prefix(org_id(77)) in prefixes2
+        assert sb.get("/v1/catalog").headers["etag"] == etag
+        assert lookup(sb, org_id(77), key["api_key"])["entries"]
+        assert len(sb.admin("GET", "/v1/admin/feedback").json()["records"]) == 2
+        assert entries_count(sb) == len(sb.store._conn().execute(
+            "SELECT entry_id FROM entries").fetchall())
+        assert sb.get(f"/v1/snapshot?since={after['version']}").status_code == 200
+    store.close()
