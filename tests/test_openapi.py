@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import checks
 from starlette.routing import Route
 
@@ -72,7 +72,8 @@ def test_api_answers_within_its_document(sandbox_app: object) -> None:
 
         @given(case=operation.as_strategy())
         @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck),
-                  database=None)
+                  database=None, derandomize=True,
+                  phases=[Phase.explicit, Phase.generate, Phase.shrink])
         def run(case: schemathesis.Case) -> None:
             nonlocal tried
             tried += 1

@@ -342,8 +342,9 @@ class Store:
     @staticmethod
     def verify_hmac(key: ApiKey, record: dict[str, Any]) -> bool:
         given = record.get("hmac")
+        # Compared as bytes: compare_digest refuses str with non-ASCII characters.
         return isinstance(given, str) and hmac.compare_digest(
-            record_hmac(key.feedback_key, record), given)
+            record_hmac(key.feedback_key, record).encode(), given.encode())
 
     def feedback(self, since: str | None, limit: int) -> list[dict[str, Any]]:
         rows = self._conn().execute(
