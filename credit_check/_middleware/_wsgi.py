@@ -57,7 +57,7 @@ class CreditCheckWSGIMiddleware:
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
         found = self.routes.match(environ.get("REQUEST_METHOD", "GET"),
-                                  environ.get("PATH_INFO", ""))
+                                  _path(environ.get("PATH_INFO", "")))
         if found is None:
             return self.app(environ, start_response)
         verdict = self.evaluate(environ, *found)
@@ -89,6 +89,15 @@ class CreditCheckWSGIMiddleware:
                               query_string=environ.get("QUERY_STRING", ""),
                               path_params=params, body=body)
         return self.guard.evaluate(route, request)
+
+
+def _path(path_info: str) -> str:
+    """PATH_INFO as text: PEP 3333 hands the path's bytes on as latin-1, so a full-width
+    identifier in the path would reach the extractor as mojibake (ASGI gives it decoded)."""
+    try:
+        return path_info.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return path_info  # not UTF-8 (or not from a PEP 3333 server): match it as it is
 
 
 def read_body(environ: WSGIEnvironment, limit: int) -> bytes | None:

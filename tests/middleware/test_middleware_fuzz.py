@@ -459,6 +459,7 @@ def fuzz_one(req: Request, options: dict[str, Any] | None = None, *,
         if stdlib_multipart:  # as without python-multipart installed: the email fallback
             stack.enter_context(mock.patch.object(_body, "_multipart_parser",
                                                   side_effect=ImportError))
+        statuses = []
         for kind in kinds:
             runner, factory = (run_asgi, asgi_factory) if kind == "asgi" else (run_wsgi,
                                                                                wsgi_factory)
@@ -466,6 +467,9 @@ def fuzz_one(req: Request, options: dict[str, Any] | None = None, *,
             if on_result is not None:
                 on_result(kind, result)
             check_result(result, req, kind, deny_on_error=deny, hold=hold)
+            statuses.append(result.status)
+    # The two middlewares are one policy: the same request gets the same answer from both.
+    assert len(set(statuses)) <= 1, f"ASGI and WSGI disagree: {statuses} for {req!r:.300}"
 
 
 policies = st.sampled_from([{}, {}, {"shadow": True}, {"on_error": "deny"},
@@ -556,6 +560,18 @@ def _latin1(text: str) -> bytes:
         return text.encode("latin-1")  # what a server hands on for a byte such as 0xB2 (²)
     except UnicodeEncodeError:
         return text.encode("utf-8")
+
+
+@pytest.mark.parametrize("ident", [_fullwidth(CLEAN), f"{CLEAN[:4]}\u3000{CLEAN[4:]}",
+                                   f"{CLEAN[:8]}-{CLEAN[8:]}"])
+def test_path_identifier_in_non_ascii_is_read_alike_by_both(ident: str) -> None:
+    """A full-width (or ideographic-space) id in the path is decoded as UTF-8 by both: WSGI's
+    latin-1 PATH_INFO is not handed to the extractor as mojibake."""
+    req = Request("PUT", f"/firms/{ident}", b"", [], b"", [b""])
+    checker = FakeChecker()
+    for result in (run_asgi(asgi_factory(checker), req), run_wsgi(wsgi_factory(checker), req)):
+        assert result.status == 200 and result.app_body == b""
+    assert [call[1] for call in checker.calls] == [(CLEAN,), (CLEAN,)]
 
 
 def test_fixed_examples_through_both_middlewares() -> None:
