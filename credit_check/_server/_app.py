@@ -395,10 +395,14 @@ def _csv_entries(raw: bytes) -> tuple[list[dict[str, Any]], list[int]]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise Problem(400, f"the CSV is not UTF-8 (byte {exc.start})") from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     needed = {"entry_id", "list_code", "list_kind", "subject_id", "subject_kind",
               "issuing_department", "effective_from"}
-    missing = needed - set(reader.fieldnames or [])
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise Problem(422, f"the CSV header line is malformed: {exc}") from None
+    missing = needed - set(header or [])
     if missing:
         raise Problem(422, f"the CSV header lacks {', '.join(sorted(missing))}")
     rows: list[dict[str, Any]] = []
