@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from _sandbox_app_support import PROBLEM, Sandbox, TestClient, entry, feedback_records, org_id
@@ -124,3 +125,21 @@ def test_mutated_entries_never_500_and_keep_the_prefix_set(sb: Sandbox, field: s
         "SELECT COUNT(*) FROM entries WHERE subject_id = ? AND status IN (?, ?)",
         (org_id(n), *COUNTING)).fetchone()[0]
     assert (id_prefix(org_id(n)) in expected) == bool(listed)
+
+
+@SETTINGS
+@given(text=st.text(max_size=40), header=st.text(alphabet=st.characters(
+    min_codepoint=0x20, max_codepoint=0xFF), max_size=40))
+def test_any_path_query_or_header_is_never_a_500(sb: Sandbox, text: str, header: str) -> None:
+    check(sb.get(f"/v1/subjects/{quote(text, safe='')}"))
+    check(sb.get("/v1/snapshot", params={"since": text}))
+    check(sb.admin("GET", "/v1/admin/feedback", params={"since": text}))
+    check(sb.admin("POST", f"/v1/admin/entries/{quote(text, safe='')}/status",
+                   json={"status": "active"}))
+    check(sb.admin("POST", f"/v1/admin/keys/{quote(text, safe='')}/revoke"))
+    raw = header.encode("latin-1")
+    check(sb.client.get("/v1/catalog", headers={"If-None-Match": raw,
+                                                "Authorization": f"Bearer {sb.demo_key}"}))
+    check(sb.client.get("/v1/keys", headers={"Authorization": raw}))
+    check(sb.client.get("/v1/keys", headers={"Authorization": b"Bearer " + raw}))
+    check(sb.client.get("/v1/admin/stats", headers={"Authorization": b"Bearer " + raw}))
