@@ -48,12 +48,11 @@ def main() -> int:
     @given(req=requests(), options=policies)
     def run(req: Request, options: dict[str, Any]) -> None:
         nonlocal tried
-        for kind in ("asgi", "wsgi"):
-            tried += 1
-            try:
-                fuzz_one(req, options, kinds=(kind,), on_result=count)
-            except Exception:  # record every failure and go on: a census, not a test
-                failures.append(traceback.format_exc())
+        tried += 2
+        try:  # both middlewares, so their answers are compared too
+            fuzz_one(req, options, on_result=count)
+        except Exception:  # record every failure and go on: a census, not a test
+            failures.append(traceback.format_exc())
 
     started = time.monotonic()
     run()
@@ -61,7 +60,8 @@ def main() -> int:
     print(f"requests tried: {tried} ({args.examples} examples x ASGI + WSGI) "
           f"in {elapsed:.1f} s")
     print("answers: " + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items())))
-    print(f"failures: {len(failures)}")
+    print(f"failures: {len(failures)} (examples whose ASGI or WSGI answer broke the invariant, "
+          "or whose two answers differed)")
     for text in failures[:5]:
         print("-" * 72)
         print(text)
