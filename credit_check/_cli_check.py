@@ -243,6 +243,10 @@ def check_file(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not rows:
         return _fail(f"{path}: a header but no rows to check")
+    out_dir = Path(args.out).parent if args.out else None
+    if out_dir is not None and not out_dir.is_dir():
+        # Found now rather than after the whole batch has been checked.
+        return _fail(f"cannot write the report {args.out}: no directory {out_dir}")
     show = sys.stderr.isatty() and not args.json
     results: list[tuple[_Row, Decision | None]] = [(r, None) for r in rows if r.subject is None]
     valid = [r for r in rows if r.subject is not None]
