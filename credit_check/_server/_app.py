@@ -135,13 +135,7 @@ class Sandbox:
         return b"".join(chunks)
 
     async def _json(self, request: Request, limit: int = BODY_LIMIT) -> Any:
-        raw = await self._body(request, limit)
-        try:
-            return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Problem(400, f"the body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise Problem(400, "the body is not valid JSON: nested too deeply") from None
+        return _decode_json(await self._body(request, limit))
 
     @staticmethod
     def _model(model: type[BaseModel], data: Any, what: str) -> Any:
@@ -263,9 +257,8 @@ class Sandbox:
         version = await run_in_threadpool(self.store.put_catalog, catalog)
         return JSONResponse({"version": catalog.version, "snapshot_version": version})
 
-    async def import_entries(self, request: Request) -> Response:
-        self._auth(request, admin=True)
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    def _prepare_entries(self, raw: bytes, ctype: str) -> list[ListEntry]:
+        """Parse and validate a whole import; any problem refuses all of it."""
         lines: list[int] = []
 
         def label(i: Any, field: str) -> str:
@@ -274,12 +267,11 @@ class Sandbox:
                 return f"line {lines[i]}: {field}"
             return f"entries[{i}].{field}"
 
+        items: Any
         if ctype == "text/csv":
-            raw = await self._body(request, ADMIN_BODY_LIMIT)
-            items: Any
             items, lines = _csv_entries(raw)
         else:
-            data = await self._json(request, ADMIN_BODY_LIMIT)
+            data = _decode_json(raw)
             items = data.get("entries") if isinstance(data, dict) else None
             if not isinstance(items, list):
                 raise Problem(422, "the body must be {\"entries\": [...]} or text/csv")
@@ -325,6 +317,15 @@ class Sandbox:
         if errors:
             raise Problem(422, f"{len(errors)} problems in the entries; nothing was imported",
                           errors=errors[:50])
+        return entries
+
+    async def import_entries(self, request: Request) -> Response:
+        self._auth(request, admin=True)
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        raw = await self._body(request, ADMIN_BODY_LIMIT)
+        # Parsing and validating a large import takes seconds: off the event loop, so that
+        # lookups keep being answered meanwhile.
+        entries = await run_in_threadpool(self._prepare_entries, raw, ctype)
         try:
             result = await run_in_threadpool(self.store.upsert_entries, entries)
         except StoreError as exc:
@@ -386,6 +387,15 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text[:20]} is out of range")
     return value
+
+
+def _decode_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Problem(400, "the body is not valid JSON: nested too deeply") from None
 
 
 def _csv_entries(raw: bytes) -> tuple[list[dict[str, Any]], list[int]]:
