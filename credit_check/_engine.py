@@ -27,9 +27,10 @@ from credit_check._models import (
     SubjectLookup,
     Target,
     Transaction,
+    to_cst_datetime,
 )
 from credit_check._postcheck import PostCheckQueue
-from credit_check._rules import decide, fallback_decision
+from credit_check._rules import clean_years, decide, fallback_decision, time_signature
 from credit_check._settings import FallbackPolicy
 from credit_check._sync import Syncer
 
@@ -49,6 +50,20 @@ class _Answer:
 
 
 _CLEAR = _Answer(None)
+
+# Rulebook results kept for reuse; cleared whole when full (they are cheap to rebuild).
+MEMO_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class _Memo:
+    """A decision's content, valid for the very answers and catalogue it was made from and
+    for moments with the same time signature."""
+
+    catalog: Catalog
+    lookup: SubjectLookup | None
+    rep_lookup: SubjectLookup | None
+    decision: Decision
 
 
 def _allow_reasons() -> tuple[str, ...]:
@@ -70,7 +85,7 @@ _ALLOW_REASONS = _allow_reasons()
 class _Plan:
     """What one catalogue asks of the lookups, per scenario."""
 
-    __slots__ = ("catalog", "clean", "rep")
+    __slots__ = ("catalog", "clean", "clean_years", "rep")
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -79,6 +94,7 @@ class _Plan:
             if m.effect is Effect.GREEN_CHANNEL and m.clean_years is not None
             for s in m.scenarios
         )
+        self.clean_years = {s: clean_years(catalog, s) for s in self.clean}
         self.rep = frozenset(
             s for m in catalog.measures if m.target is Target.LEGAL_REPRESENTATIVE
             for s in m.scenarios
@@ -109,6 +125,7 @@ class Engine:
         self._queue = queue
         self._clock = clock
         self._plan: _Plan | None = None
+        self._memo: dict[tuple[object, ...], _Memo] = {}
         self.last_error: str | None = None
         self.last_error_at: float | None = None
 
@@ -216,21 +233,45 @@ class Engine:
             s = s.model_copy(update={"legal_representative": rep})
         snapshot = self._syncer.snapshot
         stale = a.stale or ra.stale
-        decision = decide(
-            subject=s,
-            transaction=transaction,
-            catalog=catalog,
-            now=now,
-            decision_id=new_decision_id(),
-            entries=own_entries(a.lookup, s.id) if a.lookup else (),
-            representative_entries=(
-                representative_entries(ra.lookup, rep.id) if rep and ra.lookup else ()
-            ),
-            clean_since=a.lookup.clean_since if a.lookup else None,
-            data_version=(a.lookup.data_version if a.lookup
-                          else str(snapshot.version) if snapshot else None),
-            degraded=stale,
-        )
+        lookup, rep_lookup = a.lookup, ra.lookup if rep is not None else None
+        entries = own_entries(lookup, s.id) if lookup else []
+        rep_entries = representative_entries(rep_lookup, rep.id) if rep and rep_lookup else []
+        clean_since = lookup.clean_since if lookup else None
+        data_version = (lookup.data_version if lookup
+                        else str(snapshot.version) if snapshot else None)
+        scenario = transaction.scenario
+        # The rulebook's answer changes only with its inputs and the time signature, so a
+        # listed subject checked again on the same cached answer reuses the content.
+        sig = time_signature(entries, rep_entries, clean_since,
+                             self._plan_for(catalog).clean_years.get(scenario, ()), now)
+        key = (s.id, rep.id if rep is not None else None, scenario, sig)
+        memo = self._memo.get(key)
+        if (memo is not None and memo.catalog is catalog and memo.lookup is lookup
+                and memo.rep_lookup is rep_lookup):
+            made = memo.decision
+            decision = Decision.model_construct(
+                decision_id=new_decision_id(), outcome=made.outcome, subject=s,
+                transaction=transaction, measures=list(made.measures),
+                matches=list(made.matches), reasons=list(made.reasons), remedy=made.remedy,
+                degraded=stale, catalog_version=catalog.version, data_version=data_version,
+                decided_at=to_cst_datetime(now),
+            )
+        else:
+            decision = decide(
+                subject=s,
+                transaction=transaction,
+                catalog=catalog,
+                now=now,
+                decision_id=new_decision_id(),
+                entries=entries,
+                representative_entries=rep_entries,
+                clean_since=clean_since,
+                data_version=data_version,
+                degraded=stale,
+            )
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = _Memo(catalog, lookup, rep_lookup, decision)
         if stale:
             # Decided on an answer kept from before the outage: verify it when possible.
             self._enqueue(decision)

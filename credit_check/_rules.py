@@ -19,6 +19,7 @@ from credit_check._models import (
     ListKind,
     Measure,
     Outcome,
+    Scenario,
     Subject,
     SubjectKind,
     Target,
@@ -297,6 +298,34 @@ def _green_channel(
             f"years (since {clean_since.date().isoformat()}): {m.name} applies.{en}"
         )
     return None
+
+
+def clean_years(catalog: Catalog, scenario: Scenario) -> tuple[int, ...]:
+    """The clean-record periods (years) of the scenario's green-channel measures."""
+    return tuple(sorted({
+        m.clean_years for m in catalog.measures
+        if m.effect is Effect.GREEN_CHANNEL and m.clean_years is not None
+        and scenario in m.scenarios
+    }))
+
+
+def time_signature(
+    entries: Sequence[ListEntry],
+    representative_entries: Sequence[ListEntry],
+    clean_since: dt.datetime | None,
+    years: Sequence[int],
+    now: dt.datetime,
+) -> tuple[bool, ...]:
+    """Everything :func:`decide` reads from ``now`` apart from ``decided_at``: whether each
+    entry counts at ``now`` (rules 2 and 4) and whether each clean-record period
+    (:func:`clean_years`) is complete. Two moments with the same signature get the same
+    outcome, measures, matches, reasons and remedy from the same inputs, so a caller may
+    reuse a decision's content while the signature holds."""
+    sig = [e.status not in _IGNORED and e.is_in_period(now) for e in entries]
+    sig += [e.status not in _IGNORED and e.is_in_period(now) for e in representative_entries]
+    if clean_since is not None:
+        sig += [clean_since <= years_before(now, y) for y in years]
+    return tuple(sig)
 
 
 def fallback_decision(

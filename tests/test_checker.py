@@ -119,6 +119,27 @@ def test_listed_subject_is_confirmed_online_and_cached(
     assert service.calls["lookup"] == 1
 
 
+def test_a_cached_listed_subject_checked_again_gets_the_rulebooks_decision_afresh(
+    service: FakeService, make_checker: MakeChecker, clock: Clock
+) -> None:
+    # Repeated checks reuse the rulebook's work on the same cached answer; what they return
+    # must be exactly what the rulebook gives for the new case and moment.
+    service.add(entry(ORG))
+    checker = make_checker()
+    first = checker.check(ORG, PROCUREMENT)
+    clock.advance(5)
+    case = Transaction(scenario="procurement", case_id="CG-2", operator="窗口2")
+    again = checker.check(Subject.organization(ORG, name="某某建设有限公司"), case)
+    assert service.calls["lookup"] == 1
+    assert again.decision_id != first.decision_id and again.decided_at == clock.now
+    expected = decide(subject=again.subject, transaction=case,
+                      catalog=checker._syncer.catalog.catalog,  # type: ignore[union-attr]
+                      now=clock.now, decision_id=again.decision_id, entries=first.matches,
+                      data_version=first.data_version)
+    assert again.model_dump() == expected.model_dump()
+    assert again.measures is not first.measures and again.reasons is not first.reasons
+
+
 def test_prefix_collision_is_cached_as_not_listed(
     service: FakeService, make_checker: MakeChecker, clock: Clock
 ) -> None:

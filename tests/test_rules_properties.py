@@ -25,7 +25,7 @@ from credit_check._models import (
     SubjectKind,
     Transaction,
 )
-from credit_check._rules import decide
+from credit_check._rules import clean_years, decide, time_signature
 
 CATALOG = Catalog.load(
     json.loads(resources.files("credit_check.data").joinpath("demo_catalog.json").read_text("utf-8"))
@@ -106,7 +106,7 @@ class Case:
             subject=args["subject"],
             transaction=Transaction(scenario=args["scenario"]),
             catalog=CATALOG,
-            now=NOW,
+            now=args.get("now", NOW),
             decision_id="D-1",
             entries=args["entries"],
             representative_entries=args["representative_entries"],
@@ -316,3 +316,47 @@ def test_reasons_are_bilingual_and_never_show_a_person_id_or_an_ignored_entry(ca
             assert e.basis_document not in text
     assert not {e.entry_id for e in gone} & {e.entry_id for e in d.matches}
     assert d.catalog_version == CATALOG.version and d.data_version == "v-1"
+
+
+@PROPERTY
+@given(case=cases(), data=st.data())
+def test_moments_with_the_same_time_signature_get_the_same_decision(
+    case: Case, data: st.DataObject
+) -> None:
+    # The Checker reuses a decision's content while the signature holds; a signature that
+    # missed something decide() reads from the clock would show here as a differing pair.
+    # The second moment is drawn near the boundaries, where decisions change.
+    boundaries = [NOW]
+    for e in [*case.entries, *case.representative_entries]:
+        boundaries += [e.effective_from] + ([e.effective_until] if e.effective_until else [])
+    if case.clean_since is not None:
+        boundaries.append(case.clean_since + dt.timedelta(days=3 * 365))
+    later = data.draw(st.sampled_from(boundaries)) + data.draw(_NEAR | _OFFSETS)
+    years = clean_years(CATALOG, case.scenario)
+
+    def signature(now: dt.datetime) -> tuple[bool, ...]:
+        return time_signature(case.entries, case.representative_entries, case.clean_since, years, now)
+
+    first, second = case.decide(), case.decide(now=later)
+    assert second.decided_at == later
+    if signature(NOW) == signature(later):
+        assert essentials(second) == essentials(first)
+
+
+def test_the_time_signature_follows_a_legal_representatives_entry_out_of_its_period() -> None:
+    # The representative's side of the signature, which the property above reaches only rarely.
+    ends = NOW + dt.timedelta(days=1)
+    represented = ListEntry(
+        entry_id="R-1", list_code="court.judgment_defaulter", list_kind=ListKind.BLACK,
+        subject_id=OTHER_ORG_ID, subject_kind=SubjectKind.ORGANIZATION,
+        issuing_department="某市中级人民法院", effective_from=NOW - dt.timedelta(days=30),
+        effective_until=ends, legal_representative_id=REP_ID,
+    )
+    case = Case(Subject.organization(ORG_ID, legal_representative=REP_ID), Scenario.MARKET_ACCESS,
+                [], [represented], None)
+    later = ends + dt.timedelta(microseconds=1)
+    years = clean_years(CATALOG, case.scenario)
+    assert case.decide().outcome is Outcome.DENY
+    assert case.decide(now=later).outcome is Outcome.ALLOW
+    assert time_signature([], [represented], None, years, NOW) != time_signature(
+        [], [represented], None, years, later)
