@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,6 +139,37 @@ def test_a_cached_listed_subject_checked_again_gets_the_rulebooks_decision_afres
                       data_version=first.data_version)
     assert again.model_dump() == expected.model_dump()
     assert again.measures is not first.measures and again.reasons is not first.reasons
+
+
+@pytest.mark.parametrize("mode", [("snapshot_sig", "badsig"), ("catalog_sig", "badsig"),
+                                  ("delta", "checksum")])
+def test_tampered_data_is_refused_visibly_and_the_last_good_copy_keeps_deciding(
+    service: FakeService, make_checker: MakeChecker, caplog: pytest.LogCaptureFixture,
+    mode: tuple[str, str],
+) -> None:
+    service.add(entry(ORG))
+    checker = make_checker()
+    before = checker.status()
+    service.catalog = dict(service.catalog, version="2026.9")
+    service.add(entry(OTHER_ORG))
+    service.modes[mode[0]] = mode[1]
+    with caplog.at_level(logging.INFO, logger="credit_check"):
+        ok = checker.sync()
+    after = checker.status()
+    if mode[0] == "delta":
+        # A delta that does not add up is dropped for a full, verified resync.
+        assert ok and after.snapshot_version == service.version
+        assert "resyncing in full" in caplog.text
+    else:
+        assert not ok
+        assert after.last_error and "signature" in after.last_error
+        assert "last good data keeps serving" in caplog.text
+        if mode[0] == "snapshot_sig":
+            assert after.snapshot_version == before.snapshot_version
+            assert checker.check(OTHER_ORG, PROCUREMENT).outcome is Outcome.ALLOW
+        else:
+            assert after.catalog_version == before.catalog_version == "2026.1"
+    assert checker.check(ORG, PROCUREMENT).outcome is Outcome.DENY
 
 
 def test_prefix_collision_is_cached_as_not_listed(
