@@ -7,7 +7,7 @@ from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from credit_check._middleware._body import RequestData
+from credit_check._middleware._body import ASGIHeaders, RequestData
 from credit_check._middleware._guard import STATE_KEY, CheckerLike, Guard, Verdict
 from credit_check._middleware._respond import HEADER, Reply
 from credit_check._middleware._routes import Route, RouteTable
@@ -63,11 +63,7 @@ class CreditCheckASGIMiddleware:
             await self.app(scope, receive, send)
             return
         route, params = found
-        headers: dict[str, str] = {}
-        for key, value in scope["headers"]:
-            name = key.decode("latin-1").lower()
-            text = value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {text}" if name in headers else text
+        headers = ASGIHeaders(scope["headers"])
         body: bytes | None = None
         if route.needs_body:
             read = await self._read(headers, receive)
@@ -77,11 +73,17 @@ class CreditCheckASGIMiddleware:
             if read is None:
                 return  # the client disconnected before sending the whole body
             body = read
-            receive = _replay(body, receive)
-        request = RequestData(headers=headers,
-                              query_string=scope.get("query_string", b"").decode("latin-1"),
-                              path_params=params, body=body)
-        verdict = await self.guard.evaluate_async(route, request)
+            receive = _Replay(body, receive)
+        query = scope.get("query_string", b"")
+        request = RequestData(headers=headers, query_string=query.decode("latin-1") if query
+                              else "", path_params=params, body=body)
+        guard = self.guard
+        plan = guard.plan(route, request)
+        if isinstance(plan, Verdict):
+            verdict = plan
+        else:
+            # The snapshot answer without another coroutine; a lookup goes to a thread.
+            verdict = guard.decide_local(plan) or await guard.decide_in_thread(plan)
         if verdict.reply is not None:
             await _send_reply(verdict.reply, send)
             return
@@ -90,48 +92,67 @@ class CreditCheckASGIMiddleware:
         if verdict.header is None:
             await self.app(scope, receive, send)
             return
-        value = verdict.header.encode("latin-1")
+        await self.app(scope, receive, _AddHeader(send, verdict.header.encode("latin-1")))
 
-        async def send_with_header(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = dict(message)
-                message["headers"] = [*message.get("headers", ()), (_HEADER, value)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_header)
-
-    async def _read(self, headers: dict[str, str], receive: Receive) -> bytes | Verdict | None:
+    async def _read(self, headers: ASGIHeaders, receive: Receive) -> bytes | Verdict | None:
         declared = headers.get("content-length", "")
         # isdigit() alone accepts "²" and other digits int() refuses: ASCII digits only.
         if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
             return self.guard.too_large(self.max_body)
-        chunks: list[bytes] = []
-        size = 0
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        if not message.get("more_body", False):  # the usual case: the body in one message
+            return self.guard.too_large(self.max_body) if len(chunk) > self.max_body else chunk
+        chunks = [chunk]
+        size = len(chunk)
         while True:
+            if size > self.max_body:
+                return self.guard.too_large(self.max_body)
             message = await receive()
             if message["type"] != "http.request":
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body:
-                return self.guard.too_large(self.max_body)
             chunks.append(chunk)
             if not message.get("more_body", False):
+                if size > self.max_body:
+                    return self.guard.too_large(self.max_body)
                 return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+class _Replay:
     """A receive that gives the buffered body once, then defers to the server (disconnect)."""
-    pending = True
 
-    async def replay() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
+    __slots__ = ("body", "receive")
+
+    def __init__(self, body: bytes, receive: Receive) -> None:
+        self.body: bytes | None = body
+        self.receive = receive
+
+    async def __call__(self) -> Message:
+        body = self.body
+        if body is not None:
+            self.body = None
             return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
+        return await self.receive()
 
-    return replay
+
+class _AddHeader:
+    """A send that adds the X-Credit-Check header to the response start."""
+
+    __slots__ = ("send", "value")
+
+    def __init__(self, send: Send, value: bytes) -> None:
+        self.send = send
+        self.value = value
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = dict(message)
+            message["headers"] = [*message.get("headers", ()), (_HEADER, self.value)]
+        await self.send(message)
 
 
 async def _send_reply(reply: Reply | None, send: Send) -> None:

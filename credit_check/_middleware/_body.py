@@ -10,12 +10,13 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, overload
 from urllib.parse import parse_qs
 
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_DECODER = json.JSONDecoder()
 
 
 class BodyProblem(Exception):
@@ -167,15 +168,17 @@ class RequestData:
             BodyProblem: not a JSON content type (415) or not valid JSON (400).
         """
         if self._json is self._MISSING:
-            mime, _ = split_content_type(self.headers.get("content-type"))
-            if not mime and not self.body:
-                return None  # no body at all: the identifier is missing, not malformed
-            if mime not in JSON_TYPES and not mime.endswith("+json"):
-                raise BodyProblem(f"expected a JSON body (application/json), got "
-                                  f"{mime or 'no content type'}", status=415,
-                                  expected=JSON_TYPES)
+            content_type = self.headers.get("content-type")
+            if content_type != "application/json":  # the usual value needs no splitting
+                mime, _ = split_content_type(content_type)
+                if not mime and not self.body:
+                    return None  # no body at all: the identifier is missing, not malformed
+                if mime not in JSON_TYPES and not mime.endswith("+json"):
+                    raise BodyProblem(f"expected a JSON body (application/json), got "
+                                      f"{mime or 'no content type'}", status=415,
+                                      expected=JSON_TYPES)
             try:
-                self._json = json.loads(self.body or b"")
+                self._json = _parse_json(self.body or b"")
             except (ValueError, RecursionError) as exc:
                 raise BodyProblem(f"malformed JSON body: {exc}", status=400,
                                   expected=JSON_TYPES) from None
@@ -205,6 +208,72 @@ class RequestData:
                                   f"{mime or 'no content type'}", status=415,
                                   expected=FORM_TYPES)
         return self._form
+
+
+def _parse_json(body: bytes) -> Any:
+    """``json.loads(body)``, without its encoding sniffing when the body plainly starts as
+    UTF-8 JSON text (an object or array whose second byte is not NUL)."""
+    if body[:1] in (b"{", b"[") and body[1:2] != b"\0":
+        return _DECODER.decode(body.decode("utf-8", "surrogatepass"))
+    return json.loads(body)
+
+
+class ASGIHeaders(Mapping[str, str]):
+    """Header values by lower-cased name over an ASGI scope's raw headers, decoded only when
+    asked for: a guarded JSON request reads two headers, not all of them.
+
+    Repeated headers are joined with ``", "``, as in a dict built from every header.
+    """
+
+    __slots__ = ("_all", "_raw")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+        self._all: dict[str, str] | None = None
+
+    def _decoded(self) -> dict[str, str]:
+        if self._all is None:
+            headers: dict[str, str] = {}
+            for key, value in self._raw:
+                name = key.decode("latin-1").lower()
+                text = value.decode("latin-1")
+                headers[name] = f"{headers[name]}, {text}" if name in headers else text
+            self._all = headers
+        return self._all
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+    @overload
+    def get(self, key: str, /, default: str) -> str: ...
+    @overload
+    def get(self, key: str, /, default: Any) -> Any: ...
+
+    def get(self, key: str, /, default: Any = None) -> Any:
+        if self._all is not None or not key.isascii() or key != key.lower():
+            return self._decoded().get(key, default)
+        want = key.encode("ascii")
+        found: str | None = None
+        for name, value in self._raw:
+            # An ASCII key matches only an ASCII name: no latin-1 letter lower-cases to ASCII.
+            if name == want or name.lower() == want:
+                text = value.decode("latin-1")
+                found = text if found is None else f"{found}, {text}"
+        return default if found is None else found
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._decoded())
+
+    def __len__(self) -> int:
+        return len(self._decoded())
 
 
 def wsgi_headers(environ: Mapping[str, Any]) -> dict[str, str]:

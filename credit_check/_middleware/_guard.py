@@ -30,6 +30,7 @@ logger = logging.getLogger("credit_check.middleware")
 
 ENVIRON_KEY = "credit_check.decision"
 STATE_KEY = "credit_decision"
+_MAX_ROUTES = 1024
 
 
 class CheckerLike(Protocol):
@@ -97,6 +98,8 @@ class Guard:
         settings = getattr(checker, "settings", None)
         self._pilot: tuple[str, ...] = tuple(getattr(settings, "pilot_codes", ()) or ())
         self._lock = threading.Lock()
+        # By id(route), with the route kept to tell a reused id apart, and the department.
+        self._transactions: dict[int, tuple[Route, str | None, Transaction]] = {}
         self.errors = 0
 
     # -- extraction -------------------------------------------------------------------
@@ -129,19 +132,32 @@ class Guard:
             if not subjects:
                 raise _Refused(respond.missing_id(route.members.label))
         extra = {}
-        for name in ("case_id", "item_code"):
-            ex: Extractor | None = getattr(route, name)
-            if ex is not None:
-                extra[name] = self._one(ex, request, required=False)
+        if route.case_id is not None:
+            extra["case_id"] = self._one(route.case_id, request, required=False)
+        if route.item_code is not None:
+            extra["item_code"] = self._one(route.item_code, request, required=False)
+        return Plan(route, tuple(subjects), self._transaction(route, extra),
+                    route.members is not None)
+
+    def _transaction(self, route: Route, extra: dict[str, str | None]) -> Transaction:
+        department = route.department or self.department
+        if not any(extra.values()):
+            # Nothing from the request: the route's one transaction, validated once.
+            cached = self._transactions.get(id(route))
+            if cached is not None and cached[0] is route and cached[1] == department:
+                return cached[2]
         try:
-            transaction = Transaction(scenario=route.scenario,
-                                      department=route.department or self.department, **extra)
+            transaction = Transaction(scenario=route.scenario, department=department, **extra)
         except ValidationError as exc:
             loc = str(exc.errors()[0]["loc"][0])
             ex = getattr(route, loc, None)
             label = ex.label if isinstance(ex, Extractor) else loc
             raise _Refused(respond.bad_field(label, exc.errors()[0]["msg"])) from None
-        return Plan(route, tuple(subjects), transaction, route.members is not None)
+        if not any(extra.values()):
+            if len(self._transactions) >= _MAX_ROUTES:
+                self._transactions.clear()  # routes made on the fly: never grow unbounded
+            self._transactions[id(route)] = (route, department, transaction)
+        return transaction
 
     def _one(self, ex: Extractor, request: RequestData, *, required: bool) -> str | None:
         values = _values(ex, request)
@@ -186,17 +202,29 @@ class Guard:
     async def decide_async(self, plan: Plan) -> Verdict:
         """Check without blocking the event loop: the snapshot answer in the loop, network
         work (a lookup, or any consortium) in a worker thread."""
+        verdict = self.decide_local(plan)
+        return verdict if verdict is not None else await self.decide_in_thread(plan)
+
+    def decide_local(self, plan: Plan) -> Verdict | None:
+        """The verdict from the snapshot and cache alone (safe in an event loop), or None
+        when a lookup or a consortium needs :meth:`decide_in_thread`."""
+        if plan.many:
+            return None
+        try:
+            local = self.checker.check_local(plan.subjects[0], plan.transaction)
+        except Exception as exc:  # the host must never crash because the check failed
+            return self.failed(plan, exc)
+        return None if local is None else self.verdict(local)
+
+    async def decide_in_thread(self, plan: Plan) -> Verdict:
+        """Check in a worker thread (a lookup, or any consortium)."""
         try:
             if plan.many:
                 result: Decision | DecisionGroup = await anyio.to_thread.run_sync(
                     functools.partial(self.checker.check_many, plan.subjects, plan.transaction))
             else:
-                local = self.checker.check_local(plan.subjects[0], plan.transaction)
-                if local is None:
-                    local = await anyio.to_thread.run_sync(
-                        functools.partial(self.checker.check, plan.subjects[0],
-                                          plan.transaction))
-                result = local
+                result = await anyio.to_thread.run_sync(
+                    functools.partial(self.checker.check, plan.subjects[0], plan.transaction))
         except Exception as exc:  # the host must never crash because the check failed
             return self.failed(plan, exc)
         return self.verdict(result)

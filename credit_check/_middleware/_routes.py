@@ -62,14 +62,17 @@ class Extractor:
         return hash((type(self), self.name))
 
 
-def _strings(values: Sequence[Any], label: str) -> list[str]:
+def _strings(values: Sequence[Any], ex: Extractor) -> list[str]:
     out = []
     for value in values:
-        if value is None:
+        if type(value) is str:  # the usual case, before the general checks
+            text = value.strip()
+        elif value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ExtractionProblem(f"{label} must be a string, not {type(value).__name__}")
-        text = str(value).strip()
+        elif isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ExtractionProblem(f"{ex.label} must be a string, not {type(value).__name__}")
+        else:
+            text = str(value).strip()
         if text:
             out.append(text)
     return out
@@ -81,13 +84,22 @@ class FromJSON(Extractor):
 
     source = "json"
     needs_body = True
-    __slots__ = ("_parts",)
+    __slots__ = ("_keys_only", "_parts")
 
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self._parts = tuple(name.split("."))
+        # Without "*" or an index the path only walks objects: no list to fan out over.
+        self._keys_only = not any(p == "*" or p.isdigit() for p in self._parts)
 
     def extract(self, request: RequestData) -> list[str]:
+        if self._keys_only:
+            node = request.json()
+            for part in self._parts:
+                if not isinstance(node, Mapping) or part not in node:
+                    return []
+                node = node[part]
+            return _strings(node if isinstance(node, list) else (node,), self)
         nodes: list[Any] = [request.json()]
         for part in self._parts:
             nxt: list[Any] = []
@@ -101,7 +113,7 @@ class FromJSON(Extractor):
             nodes = nxt
         if len(nodes) == 1 and isinstance(nodes[0], list):
             nodes = nodes[0]
-        return _strings(nodes, self.label)
+        return _strings(nodes, self)
 
 
 class FromForm(Extractor):
@@ -112,7 +124,7 @@ class FromForm(Extractor):
     __slots__ = ()
 
     def extract(self, request: RequestData) -> list[str]:
-        return _strings(request.form().get(self.name, []), self.label)
+        return _strings(request.form().get(self.name, []), self)
 
 
 class FromQuery(Extractor):
@@ -122,7 +134,7 @@ class FromQuery(Extractor):
     __slots__ = ()
 
     def extract(self, request: RequestData) -> list[str]:
-        return _strings(request.query().get(self.name, []), self.label)
+        return _strings(request.query().get(self.name, []), self)
 
 
 class FromHeader(Extractor):
@@ -133,7 +145,7 @@ class FromHeader(Extractor):
 
     def extract(self, request: RequestData) -> list[str]:
         value = request.headers.get(self.name.lower())
-        return _strings(value.split(","), self.label) if value is not None else []
+        return _strings(value.split(","), self) if value is not None else []
 
 
 class FromPath(Extractor):
@@ -144,7 +156,7 @@ class FromPath(Extractor):
 
     def extract(self, request: RequestData) -> list[str]:
         value = request.path_params.get(self.name)
-        return _strings([value], self.label) if value is not None else []
+        return _strings((value,), self) if value is not None else []
 
 
 @dataclass(frozen=True)
