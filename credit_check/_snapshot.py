@@ -13,18 +13,14 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from credit_check._crypto import (
-    b64d,
-    id_prefix,
-    snapshot_message,
-    unpack_prefixes,
-    verify,
-)
+from credit_check._crypto import b64d, id_prefix, snapshot_message, verify
 from credit_check._datadir import write_private
 from credit_check._exceptions import InvalidServiceData
-from credit_check._prefixes import PrefixSet
+from credit_check._prefixes import PrefixSet, unpack
 
-MAGIC = b"CCSNAP1\n"
+# Version 2 keeps the low halves as two byte planes; a version 1 file is refused (and the
+# next sync fetches the set in full).
+MAGIC = b"CCSNAP2\n"
 _HEADER_LEN = struct.Struct(">I")
 
 
@@ -92,8 +88,8 @@ class SnapshotState:
             raise InvalidServiceData(
                 f"snapshot: a delta from version {since!r} cannot apply to version {self.version}"
             )
-        added = unpack_prefixes(_field_bytes(body, "added"))
-        removed = unpack_prefixes(_field_bytes(body, "removed"))
+        added = unpack(_field_bytes(body, "added"))
+        removed = unpack(_field_bytes(body, "removed"))
         prefixes = self.prefixes.apply_delta(added, removed)
         actual = prefixes.checksum()
         if actual != checksum:
@@ -104,12 +100,14 @@ class SnapshotState:
 
     def save(self, path: Path) -> None:
         """Write the state atomically (mode 0600) in a format :meth:`load` re-verifies."""
-        offsets, lows = self.prefixes.save_arrays()
+        offsets, third, fourth = self.prefixes.save_arrays()
         header = json.dumps({
             "version": self.version, "checksum": self.checksum, "signature": self.signature,
             "count": len(self.prefixes), "byteorder": sys.byteorder, "offsets": len(offsets),
         }).encode()
-        write_private(path, MAGIC + _HEADER_LEN.pack(len(header)) + header + offsets + lows)
+        write_private(path, b"".join(
+            (MAGIC, _HEADER_LEN.pack(len(header)), header, offsets, third, fourth)
+        ))
 
     @classmethod
     def load(cls, path: Path, key: Ed25519PublicKey) -> SnapshotState:
@@ -128,13 +126,16 @@ class SnapshotState:
         try:
             header = json.loads(data[start : start + size])
             version, checksum, signature = header["version"], header["checksum"], header["signature"]
-            n_offsets, byteorder = int(header["offsets"]), header["byteorder"]
+            n_offsets, count = int(header["offsets"]), int(header["count"])
+            byteorder = header["byteorder"]
         except (ValueError, KeyError, TypeError):
             raise InvalidServiceData(f"{path}: the snapshot header is damaged") from None
         if byteorder != sys.byteorder:
             raise InvalidServiceData(f"{path}: written on a machine of another byte order")
         body = start + size
-        prefixes = PrefixSet.from_arrays(data[body : body + n_offsets], data[body + n_offsets :])
+        planes = body + n_offsets
+        prefixes = PrefixSet.from_arrays(data[body:planes], data[planes : planes + count],
+                                         data[planes + count :])
         verify(key, snapshot_message(version, checksum), signature, f"{path}")
         if prefixes.checksum() != checksum:
             raise InvalidServiceData(f"{path}: the prefixes do not match the signed checksum")

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from credit_check._crypto import (
     Signer,
@@ -19,7 +21,7 @@ from credit_check._crypto import (
     snapshot_message,
 )
 from credit_check._exceptions import InvalidServiceData
-from credit_check._snapshot import SnapshotChecksumMismatch, SnapshotState
+from credit_check._snapshot import MAGIC, SnapshotChecksumMismatch, SnapshotState
 
 SIGNER = Signer.generate()
 KEY = load_public_key(SIGNER.public_key)
@@ -59,6 +61,33 @@ def test_delta_applies_to_its_base_version() -> None:
     after = state.apply(delta(BASE, new, 4, 5), KEY)
     assert after.version == 5 and 42 in after.prefixes and 1 not in after.prefixes
     assert 1 in state.prefixes  # the old state is untouched
+
+
+u32 = st.integers(min_value=0, max_value=2**32 - 1)
+# Values crowding two buckets (and one run of equal third bytes) as well as spread ones.
+near = st.builds(lambda hi, lo: hi << 16 | lo, st.sampled_from([3, 0xFFFF]),
+                 st.one_of(st.integers(0, 0xFFFF), st.integers(0x1200, 0x12FF)))
+listed = st.sets(st.one_of(u32, near), max_size=200)
+
+
+@settings(max_examples=100, deadline=None)
+@given(listed, st.lists(st.tuples(listed, st.integers(0, 100)), min_size=1, max_size=4))
+def test_signed_deltas_end_where_a_full_snapshot_of_the_same_set_starts(
+    first: set[int], steps: list[tuple[set[int], int]]
+) -> None:
+    """Each step keeps part of the set and adds new values; the state it reaches is the one a
+    full snapshot of that set gives, checksum and layout included."""
+    state = SnapshotState.empty().apply(full(first, 1), KEY)
+    current = first
+    for version, (fresh, keep_percent) in enumerate(steps, start=2):
+        kept = set(sorted(current)[: len(current) * keep_percent // 100])
+        new = kept | fresh
+        state = state.apply(delta(current, new, version - 1, version), KEY)
+        current = new
+        rebuilt = SnapshotState.empty().apply(full(current, version), KEY)
+        assert state.version == version and state.checksum == rebuilt.checksum
+        assert state.prefixes.save_arrays() == rebuilt.prefixes.save_arrays()
+        assert state.prefixes.to_packed() == pack_prefixes(current)
 
 
 def test_delta_with_a_wrong_checksum_asks_for_a_full_resync() -> None:
@@ -125,6 +154,19 @@ def test_tampered_snapshot_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"not a snapshot")
     with pytest.raises(InvalidServiceData):
         SnapshotState.load(path, KEY)
+
+
+def test_damaged_or_older_format_snapshot_files_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.bin"
+    SnapshotState.empty().apply(full(BASE, 4), KEY).save(path)
+    data = path.read_bytes()
+    for damaged in (b"CCSNAP1\n" + data[len(MAGIC):],  # the format before the byte planes
+                    data[:-1],  # truncated
+                    data.replace(b'"count": 5', b'"count": 4'),  # planes split wrongly
+                    data.replace(b'"count": 5', b'"count": "x"')):
+        path.write_bytes(damaged)
+        with pytest.raises(InvalidServiceData):
+            SnapshotState.load(path, KEY)
 
 
 def test_snapshot_file_signed_by_another_key_is_refused(tmp_path: Path) -> None:
