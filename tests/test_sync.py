@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import random
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from credit_check import Checker, Outcome, Transaction
 from credit_check._crypto import Signer
 from credit_check._datadir import DataDir
 from credit_check._exceptions import ServiceUnavailable
+from credit_check._snapshot import SnapshotState
 from credit_check._sync import Syncer
 from credit_check._transport import Transport
 
@@ -64,6 +67,68 @@ def test_catalogue_is_polled_with_its_etag(service: FakeService, tmp_path: Path)
     service.catalog = dict(service.catalog, version="2026.2")
     assert s.sync_once()
     assert s.catalog is not None and s.catalog.catalog.version == "2026.2"
+
+
+def test_readers_in_other_threads_only_ever_see_whole_verified_versions(
+    service: FakeService, tmp_path: Path
+) -> None:
+    """Each version lists exactly one of two subjects among ~2,000 other prefixes, of which
+    each delta swaps a tenth; a reader thread polling meanwhile never sees both or neither,
+    nor a set that does not match its signed checksum, and no state it saw changes later."""
+    rng = random.Random(3)
+    service.extra_prefixes = {rng.getrandbits(32) for _ in range(2000)}
+    service.add(entry(ORG))
+    s = syncer(tmp_path)
+    assert s.sync_once()
+    seen: dict[int, SnapshotState] = {}
+    faults: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            state = s.snapshot
+            assert state is not None
+            if state.version not in seen:
+                seen[state.version] = state
+                if state.contains(ORG) == state.contains(OTHER_ORG):
+                    faults.append(f"version {state.version}: both or neither listed")
+                if state.prefixes.checksum() != state.checksum:
+                    faults.append(f"version {state.version}: checksum mismatch")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for step in range(10):
+            extra = sorted(service.extra_prefixes)
+            service.extra_prefixes = (set(rng.sample(extra, 1800))
+                                      | {rng.getrandbits(32) for _ in range(200)})
+            service.entries = [entry(OTHER_ORG if step % 2 == 0 else ORG)]
+            service.publish()
+            assert s.sync_once()
+            deadline = time.monotonic() + 5
+            while service.version not in seen and time.monotonic() < deadline:
+                time.sleep(0.001)
+    finally:
+        stop.set()
+        reader.join()
+    assert not faults and len(seen) == 11
+    assert service.calls["snapshot"] == 11  # one full answer, then deltas only
+    for version, state in seen.items():
+        assert state.version == version and state.prefixes.checksum() == state.checksum
+
+
+def test_a_persisted_snapshot_in_the_older_file_format_is_ignored_then_replaced(
+    service: FakeService, tmp_path: Path
+) -> None:
+    service.add(entry(ORG))
+    (tmp_path / "snapshot.bin").write_bytes(b"CCSNAP1\n" + bytes(64))
+    s = syncer(tmp_path, pinned=service.signer.public_key)
+    s.load()
+    assert s.snapshot is None
+    assert s.sync_once() and s.snapshot is not None and s.snapshot.contains(ORG)
+    restarted = syncer(tmp_path, pinned=service.signer.public_key)
+    restarted.load()
+    assert restarted.snapshot is not None and restarted.snapshot.version == service.version
 
 
 def test_410_triggers_a_full_resync(service: FakeService, tmp_path: Path) -> None:
