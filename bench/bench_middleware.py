@@ -1,32 +1,60 @@
-"""Middleware benchmark: the cost the ASGI middleware adds per request.
+"""Middleware benchmark: the cost the ASGI middleware adds per request, in process and
+under a real server.
+
+Every guarded request is a ``POST /licences`` with a JSON body naming a not-listed
+applicant (256 distinct, valid USCCs, so no per-subject cache flatters the figures).
+
+The route's scenario is ``procurement`` (``--scenario`` to change): the demo catalogue has
+no clean-record criterion there, so the snapshot alone decides a not-listed applicant.
 
 1. In process: the ASGI app called directly with a prebuilt scope/receive/send in a loop,
-   with and without the middleware; p50 per request in µs. Guarded route with a JSON body
-   and a not-listed applicant, decided by ``check_local`` (a fake returning a prebuilt
-   ALLOW decision); an unguarded route.
-2. Over loopback: uvicorn (one worker, 127.0.0.1) serving a Starlette app with and
-   without the middleware; requests/s from a threaded ``http.client`` load generator.
+   with and without the middleware; p50 per request in µs. The guarded route is measured
+   with a fake checker (``check_local`` returns a prebuilt ALLOW: the middleware alone)
+   and with a real :class:`~credit_check.Checker` on a warm snapshot from the sandbox,
+   feedback outbox on (the product's default) and off. An unguarded route too.
+2. Under uvicorn: one server process per variant (one worker, 127.0.0.1, pinned to one
+   core), all up at once and measured in rounds that put a slice of the app alone between
+   every two middleware slices (bare, v1, bare, v2, …; the order rotates each round), each
+   variant's ratio taken against the bare slices just before and after it, by a load
+   generator in its own process pinned to the other core: raw sockets, keep-alive, one
+   request in flight per connection (no pipelining), prebuilt request bytes, responses
+   read by Content-Length. Variants: the app alone; with the middleware
+   and the fake checker; with the middleware and a real ``Checker.from_env()`` (demo
+   sandbox, warm snapshot, outbox on as configured by default: SQLite WAL,
+   ``synchronous=NORMAL``, delivered by the background sender) and with the outbox off
+   (``CREDIT_CHECK_FEEDBACK=false``). Reported: requests/s per slice, the median ratio to
+   the app alone, and the server's CPU time per request (from /proc), which is steadier
+   than requests/s on a shared host.
 
-Run: ``.venv/bin/python bench/bench_middleware.py [--seconds 3] [--threads 8]``
+The sandbox runs in this process (the load generator's core), playing the platform.
+
+Run: ``.venv/bin/python bench/bench_middleware.py [--rounds 5] [--seconds 2] [--conns 4]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import contextlib
 import datetime as dt
 import http.client
 import json
 import os
+import random
+import selectors
 import socket
 import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
+from collections.abc import AsyncIterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from credit_check import (
+    Checker,
     CreditCheckASGIMiddleware,
     Decision,
     FromJSON,
@@ -40,10 +68,33 @@ from credit_check._ids import org_code_check_char, uscc_check_char
 ORG = "MA0000001"[:8]
 _BODY17 = "91350100" + ORG + org_code_check_char(ORG)
 USCC = _BODY17 + uscc_check_char(_BODY17)
-BODY = json.dumps({"applicant": {"uscc": USCC, "name": "某某科技有限公司"},
-                   "case_id": "XK-2026-0001", "materials": ["a.pdf", "b.pdf"]}).encode()
-ROUTES = [Route("POST", "/licences", "licensing", subject=FromJSON("applicant.uscc"),
-                case_id=FromJSON("case_id"))]
+# procurement: no clean-record (GREEN_CHANNEL) criterion in the demo catalogue, so a
+# not-listed applicant is decided from the snapshot alone. In licensing and qualification
+# a clean record grants the green channel, so each applicant's clean_since is looked up
+# (then cached for not_listed_ttl): --scenario licensing measures that path.
+def routes(scenario: str) -> list[Route]:
+    """The one guarded route."""
+    return [Route("POST", "/licences", scenario, subject=FromJSON("applicant.uscc"),
+                  case_id=FromJSON("case_id"))]
+VARIANTS = ("bare", "fake", "real", "real-no-outbox")
+LABELS = {"bare": "app alone", "fake": "middleware, fake checker",
+          "real": "middleware, real Checker, outbox on (default)",
+          "real-no-outbox": "middleware, real Checker, outbox off"}
+
+
+def random_uscc(rng: random.Random) -> str:
+    """A valid USCC that no demo list holds."""
+    body = "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(8))
+    head = "91" + f"{rng.randrange(110000, 660000):06d}" + body + org_code_check_char(body)
+    return head + uscc_check_char(head)
+
+
+def bodies(n: int = 256) -> list[bytes]:
+    """``n`` JSON bodies, each naming a different not-listed applicant and case."""
+    rng = random.Random(7)
+    return [json.dumps({"applicant": {"uscc": random_uscc(rng), "name": "某某科技有限公司"},
+                        "case_id": f"XK-2026-{i:04d}", "materials": ["a.pdf", "b.pdf"]},
+                       ensure_ascii=False).encode() for i in range(n)]
 
 
 class PrebuiltChecker:
@@ -52,7 +103,7 @@ class PrebuiltChecker:
     def __init__(self) -> None:
         self.decision = Decision(
             decision_id="D-bench", outcome=Outcome.ALLOW, subject=Subject.organization(USCC),
-            transaction=Transaction(scenario="licensing"),
+            transaction=Transaction(scenario="procurement"),
             decided_at=dt.datetime.now(dt.UTC))
 
     def check_local(self, subject: Any, transaction: Any) -> Decision:
@@ -65,7 +116,7 @@ class PrebuiltChecker:
         raise NotImplementedError
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
     """A minimal app: reads the body, answers 200."""
     if scope["type"] != "http":
         return
@@ -78,27 +129,32 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def _scope(path: str) -> dict[str, Any]:
+# -- in process ---------------------------------------------------------------------------
+
+def _scope(path: str, body: bytes) -> dict[str, Any]:
     return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
             "query_string": b"", "root_path": "",
-            "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
-                        (b"content-length", str(len(BODY)).encode())]}
+            "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"),
+                        (b"accept", b"*/*"), (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode())]}
 
 
 async def _p50(target: Any, path: str, n: int) -> float:
-    base = _scope(path)
-    message = {"type": "http.request", "body": BODY, "more_body": False}
-
-    async def receive() -> dict[str, Any]:
-        return message
+    cases = [(_scope(path, b), {"type": "http.request", "body": b, "more_body": False})
+             for b in bodies()]
 
     async def send(message: dict[str, Any]) -> None:
         return None
 
     samples = []
     clock = time.perf_counter_ns
-    for _ in range(n):
+    for i in range(n):
+        base, message = cases[i % len(cases)]
+
+        async def receive(message: dict[str, Any] = message) -> dict[str, Any]:
+            return message
+
         scope = dict(base)
         t0 = clock()
         await target(scope, receive, send)
@@ -106,33 +162,152 @@ async def _p50(target: Any, path: str, n: int) -> float:
     return statistics.median(samples) / 1000
 
 
-async def in_process(n: int) -> dict[str, float]:
-    mw = CreditCheckASGIMiddleware(app, checker=PrebuiltChecker(), routes=ROUTES)
-    out = {}
+async def in_process(n: int, checkers: dict[str, Any], scenario: str) -> dict[str, float]:
+    out: dict[str, float] = {}
     for _ in range(2):  # the first round warms caches (regexes, pydantic, allocator)
         out["bare"] = await _p50(app, "/licences", n)
-        out["guarded"] = await _p50(mw, "/licences", n)
-        out["unguarded"] = await _p50(mw, "/other", n)
+        for name, checker in checkers.items():
+            mw = CreditCheckASGIMiddleware(app, checker=checker, routes=routes(scenario))
+            out[name] = await _p50(mw, "/licences", n)
+            if name == "fake":
+                out["unguarded"] = await _p50(mw, "/other", n)
     return out
 
 
-SERVER = """
-import sys
-from starlette.applications import Starlette
-from starlette.responses import PlainTextResponse
-from starlette.routing import Route as R
-sys.path.insert(0, {bench!r})
-from bench_middleware import ROUTES, PrebuiltChecker
-from credit_check import CreditCheckASGIMiddleware
+# -- the server side (run as a subprocess: --serve VARIANT) -------------------------------
 
-async def licences(request):
-    await request.body()
-    return PlainTextResponse("ok")
+def make_app(variant: str) -> Any:
+    """The Starlette app of one variant; a real checker comes from ``Checker.from_env()``."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route as StarletteRoute
 
-app = Starlette(routes=[R("/licences", licences, methods=["POST"])])
-if {guarded!r}:
-    app.add_middleware(CreditCheckASGIMiddleware, checker=PrebuiltChecker(), routes=ROUTES)
-"""
+    async def licences(request: Request) -> PlainTextResponse:
+        await request.body()
+        return PlainTextResponse("ok")
+
+    checker: Any = None
+    if variant == "fake":
+        checker = PrebuiltChecker()
+    elif variant != "bare":
+        checker = Checker.from_env()
+        if not checker.wait_ready(30):
+            raise SystemExit(f"{variant}: the checker's snapshot did not load")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if isinstance(checker, Checker):
+                checker.close()
+
+    starlette = Starlette(routes=[StarletteRoute("/licences", licences, methods=["POST"])],
+                          lifespan=lifespan)
+    if checker is not None:
+        starlette.add_middleware(CreditCheckASGIMiddleware, checker=checker,
+                                 routes=routes(os.environ["BENCH_SCENARIO"]))
+    return starlette
+
+
+def serve(variant: str, port: int, cpu: int | None) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})  # before any thread exists, so all inherit it
+    import uvicorn
+
+    uvicorn.run(make_app(variant), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False, lifespan="on")
+
+
+# -- the load generator (run as a subprocess: --load) -------------------------------------
+
+def load_loop(cpu: int | None) -> None:
+    """Read ``PORT SECONDS WARMUP CONNS`` lines from stdin, answer each with one JSON line."""
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    payloads = bodies()
+    for line in sys.stdin:
+        port, seconds, warmup, conns = line.split()
+        result = load(int(port), float(seconds), float(warmup), int(conns), payloads)
+        print(json.dumps(result), flush=True)
+
+
+def load(port: int, seconds: float, warmup: float, conns: int,
+         payloads: list[bytes]) -> dict[str, float]:
+    """Keep ``conns`` keep-alive connections busy, one request in flight on each: the
+    requests completed after the warm-up, the time, errors and this process's CPU time."""
+    requests = [b"POST /licences HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: bench\r\n"
+                b"Accept: */*\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                % (port, len(b), b) for b in payloads]
+    sel = selectors.DefaultSelector()
+    state: dict[socket.socket, list[Any]] = {}
+    for i in range(conns):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        state[sock] = [bytearray(), i]
+        sel.register(sock, selectors.EVENT_READ)
+        sock.sendall(requests[i % len(requests)])
+    done = errors = 0
+    start = time.monotonic()
+    begin, end = start + warmup, start + warmup + seconds
+    cpu0 = measured_from = None
+    now = start
+    while now < end:
+        for key, _ in sel.select(1.0):
+            conn: Any = key.fileobj
+            buf, n = state[conn]
+            data = conn.recv(65536)
+            if not data:
+                raise SystemExit("the server closed a connection")
+            buf += data
+            head = buf.find(b"\r\n\r\n")
+            if head < 0:
+                continue
+            lower = bytes(buf[:head]).lower()
+            at = lower.find(b"\r\ncontent-length:")
+            if at < 0:
+                raise SystemExit(f"response without Content-Length: {bytes(buf[:head])!r}")
+            eol = lower.find(b"\r\n", at + 2)
+            length = int(lower[at + 17:eol if eol >= 0 else head])
+            if len(buf) < head + 4 + length:
+                continue
+            if not buf.startswith(b"HTTP/1.1 200 "):
+                errors += 1
+            del buf[:head + 4 + length]
+            n += conns
+            state[conn][1] = n
+            conn.sendall(requests[n % len(requests)])
+            if measured_from is not None:
+                done += 1
+        now = time.monotonic()
+        if measured_from is None and now >= begin:
+            measured_from, cpu0 = now, time.process_time()
+    assert measured_from is not None and cpu0 is not None
+    for conn in state:
+        sel.unregister(conn)
+        conn.close()
+    sel.close()
+    return {"requests": done, "seconds": now - measured_from, "errors": errors,
+            "cpu": time.process_time() - cpu0}
+
+
+# -- the driver -----------------------------------------------------------------------------
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_idle(pids: list[int], limit: float = 10.0) -> None:
+    """Wait until the servers are idle (the outbox sender done with the last slice)."""
+    stop = time.monotonic() + limit
+    while time.monotonic() < stop:
+        before = sum(_cpu_seconds(p) for p in pids)
+        time.sleep(0.2)
+        if sum(_cpu_seconds(p) for p in pids) - before < 0.01:
+            return
 
 
 def _free_port() -> int:
@@ -141,78 +316,206 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _load(port: int, seconds: float, threads: int) -> float:
-    count = [0] * threads
-    stop = time.monotonic() + seconds
-    headers = {"Content-Type": "application/json"}
+def _cores() -> tuple[int | None, int | None]:
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
 
-    def worker(i: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while time.monotonic() < stop:
-            conn.request("POST", "/licences", body=BODY, headers=headers)
+
+def _start(variant: str, port: int, cpu: int | None, env: dict[str, str],
+           tmp: Path) -> subprocess.Popen[bytes]:
+    venv = dict(env, CREDIT_CHECK_DATA_DIR=str(tmp / variant))
+    if variant == "real-no-outbox":
+        venv["CREDIT_CHECK_FEEDBACK"] = "false"
+    return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", variant,
+                             "--port", str(port),
+                             *(["--cpu", str(cpu)] if cpu is not None else [])], env=venv)
+
+
+def _ready(variant: str, proc: subprocess.Popen[bytes], port: int) -> None:
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise SystemExit(f"the {variant} server exited")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", "/licences", body=bodies()[0],
+                         headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
             resp.read()
-            assert resp.status == 200, resp.status
-            count[i] += 1
-        conn.close()
-
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
-    t0 = time.monotonic()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return sum(count) / (time.monotonic() - t0)
+            conn.close()
+        except OSError:
+            time.sleep(0.1)
+            continue
+        print(f"  {variant:15s} pid {proc.pid}: {resp.status}, "
+              f"X-Credit-Check: {resp.getheader('X-Credit-Check')}")
+        return
+    raise SystemExit(f"the {variant} server did not answer")
 
 
-def over_loopback(seconds: float, threads: int, tmp: str) -> dict[str, float]:
-    bench_dir = os.path.dirname(os.path.abspath(__file__))
-    out = {}
-    for guarded in (False, True):
-        module = os.path.join(tmp, f"bench_app_{int(guarded)}.py")
-        with open(module, "w") as f:
-            f.write(SERVER.format(bench=bench_dir, guarded=guarded))
-        port = _free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", f"bench_app_{int(guarded)}:app",
-             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-             "--log-level", "warning", "--no-access-log"], cwd=tmp)
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            _load(port, 0.5, threads)  # warm up
-            out["guarded" if guarded else "bare"] = _load(port, seconds, threads)
-        finally:
+def under_uvicorn(args: argparse.Namespace, env: dict[str, str],
+                  tmp: Path) -> dict[str, list[dict[str, float]]]:
+    """Each round measures the app alone between every two middleware slices (bare, v1,
+    bare, v2, …, bare), so each slice is compared with its neighbours in time."""
+    server_cpu, load_cpu = _cores()
+    if load_cpu is not None:
+        os.sched_setaffinity(0, {load_cpu})  # this process hosts the sandbox
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    ports: dict[str, int] = {}
+    loader = subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "--load",
+         *(["--cpu", str(load_cpu)] if load_cpu is not None else [])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    assert loader.stdin is not None and loader.stdout is not None
+    to_loader, from_loader = loader.stdin, loader.stdout
+    try:
+        for variant in args.variants:
+            ports[variant] = _free_port()
+            procs[variant] = _start(variant, ports[variant], server_cpu, env, tmp)
+        for variant in args.variants:
+            _ready(variant, procs[variant], ports[variant])
+        pids = [p.pid for p in procs.values()]
+
+        def measure(variant: str) -> dict[str, float]:
+            _wait_idle(pids)
+            cpu0 = _cpu_seconds(procs[variant].pid)
+            print(ports[variant], args.seconds, args.warmup, args.conns, file=to_loader,
+                  flush=True)
+            result = json.loads(from_loader.readline())
+            if result["errors"]:
+                raise SystemExit(f"{variant}: {result['errors']} answers were not 200")
+            # The server's CPU over the whole slice (warm-up included), per request.
+            rps = result["requests"] / result["seconds"]
+            server = (_cpu_seconds(procs[variant].pid) - cpu0) / (
+                rps * (result["seconds"] + args.warmup)) * 1e6
+            return {"rps": rps, "server_us": server,
+                    "client_us": result["cpu"] / result["requests"] * 1e6}
+
+        rounds: dict[str, list[dict[str, float]]] = {v: [] for v in args.variants}
+        guarded = [v for v in args.variants if v != "bare"]
+        for r in range(args.rounds):
+            bare = measure("bare")
+            _show(r, "bare", bare, None)
+            rounds["bare"].append(bare)
+            for variant in guarded:
+                got = measure(variant)
+                after = measure("bare")
+                got["ratio"] = got["rps"] / ((bare["rps"] + after["rps"]) / 2)
+                got["added_us"] = got["server_us"] - (bare["server_us"] + after["server_us"]) / 2
+                rounds[variant].append(got)
+                rounds["bare"].append(after)
+                _show(r, variant, got, got["ratio"])
+                _show(r, "bare", after, None)
+                bare = after
+            guarded = guarded[1:] + guarded[:1]
+        return rounds
+    finally:
+        to_loader.close()
+        for proc in procs.values():
             proc.terminate()
-            proc.wait(10)
-    return out
+        children: list[subprocess.Popen[Any]] = [*procs.values(), loader]
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+def _show(r: int, variant: str, m: dict[str, float], ratio: float | None) -> None:
+    line = (f"  round {r + 1} {variant:15s} {m['rps']:8.0f} req/s  server "
+            f"{m['server_us']:6.1f} µs CPU/req  load generator {m['client_us']:5.1f} µs CPU/req")
+    if ratio is not None:
+        line += f"  {ratio * 100:5.1f} % of its neighbours"
+    print(line, flush=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--threads", type=int, default=8)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--n", type=int, default=20000, help="calls per in-process figure")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per slice")
+    parser.add_argument("--warmup", type=float, default=0.5)
+    parser.add_argument("--conns", type=int, default=4, help="keep-alive connections")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--skip-in-process", action="store_true")
+    parser.add_argument("--scenario", default="procurement",
+                        help="the guarded route's scenario (licensing needs clean_since)")
+    parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    p50 = asyncio.run(in_process(args.n))
-    print(f"in process, p50 per request ({args.n} calls):")
-    print(f"  app alone            {p50['bare']:7.2f} µs")
-    print(f"  guarded (JSON, ALLOW) {p50['guarded']:6.2f} µs  → added "
-          f"{p50['guarded'] - p50['bare']:.2f} µs (target ≤ 50)")
-    print(f"  unguarded route      {p50['unguarded']:7.2f} µs  → added "
-          f"{p50['unguarded'] - p50['bare']:.2f} µs (target ≤ 2)")
-    import tempfile
+    if args.serve:
+        serve(args.serve, args.port, args.cpu)
+        return
+    if args.load:
+        load_loop(args.cpu)
+        return
+    if "bare" not in args.variants:
+        args.variants.insert(0, "bare")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        rps = over_loopback(args.seconds, args.threads, tmp)
-    ratio = rps["guarded"] / rps["bare"] * 100
-    print(f"uvicorn, 1 worker, {args.threads} client threads, {args.seconds:.0f} s each:")
-    print(f"  without middleware {rps['bare']:8.0f} req/s")
-    print(f"  with middleware    {rps['guarded']:8.0f} req/s  ({ratio:.1f} %, target ≥ 85 %)")
+    from credit_check._server import SandboxServer
+
+    with tempfile.TemporaryDirectory(prefix="bench-middleware-") as name:
+        tmp = Path(name)
+        with SandboxServer(tmp / "sandbox.db", demo=True, port=0) as sandbox:
+            env = dict(os.environ, CREDIT_CHECK_BASE_URL=sandbox.base_url,
+                       CREDIT_CHECK_API_KEY=sandbox.demo_key,
+                       CREDIT_CHECK_DEPARTMENT="示范市行政审批局",
+                       CREDIT_CHECK_SERVICE_PUBLIC_KEY=sandbox.public_key,
+                       CREDIT_CHECK_ENCRYPTION_KEY=base64.b64encode(os.urandom(32)).decode(),
+                       BENCH_SCENARIO=args.scenario)
+            for key in ("CREDIT_CHECK_FEEDBACK", "CREDIT_CHECK_FALLBACK"):
+                env.pop(key, None)
+            if not args.skip_in_process:
+                _report_in_process(args.n, tmp, env, args.scenario)
+            cores = _cores()
+            print(f"uvicorn, 1 worker, 127.0.0.1, server on CPU {cores[0]}, load generator "
+                  f"and sandbox on CPU {cores[1]}; {args.conns} keep-alive connections, one "
+                  f"request in flight on each; {args.rounds} rounds, slices of "
+                  f"{args.seconds:g} s (+{args.warmup:g} s warm-up), the app alone between "
+                  f"every two middleware slices:")
+            rounds = under_uvicorn(args, env, tmp)
+    _report_rounds(rounds)
+
+
+def _report_in_process(n: int, tmp: Path, env: dict[str, str], scenario: str) -> None:
+    def checker(name: str, **options: Any) -> Checker:
+        return Checker(base_url=env["CREDIT_CHECK_BASE_URL"],
+                       api_key=env["CREDIT_CHECK_API_KEY"],
+                       department=env["CREDIT_CHECK_DEPARTMENT"],
+                       service_public_key=env["CREDIT_CHECK_SERVICE_PUBLIC_KEY"],
+                       encryption_key=env["CREDIT_CHECK_ENCRYPTION_KEY"],
+                       data_dir=tmp / name, **options)
+
+    on = checker("in-process-on")  # the feedback outbox on: the default
+    off = checker("in-process-off", feedback=False)
+    with on, off:
+        assert on.wait_ready(30) and off.wait_ready(30), "checker not ready"
+        p50 = asyncio.run(in_process(n, {"fake": PrebuiltChecker(), "real": on,
+                                         "real-no-outbox": off}, scenario))
+    print(f"in process, p50 per request ({n} calls, 256 applicants, scenario {scenario}):")
+    print(f"  app alone                 {p50['bare']:8.2f} µs")
+    print(f"  unguarded route           {p50['unguarded']:8.2f} µs  → added "
+          f"{p50['unguarded'] - p50['bare']:.2f} µs (target ≤ 2)")
+    for name in ("fake", "real", "real-no-outbox"):
+        added = p50[name] - p50["bare"]
+        target = " (target ≤ 50)" if name == "fake" else ""
+        print(f"  guarded, {name:16s} {p50[name]:8.2f} µs  → added {added:.2f} µs{target}")
+
+
+def _report_rounds(rounds: dict[str, list[dict[str, float]]]) -> None:
+    print("summary (medians over rounds; a ratio compares a slice with the app alone's slices "
+          "just before and after it):")
+    for variant, rs in rounds.items():
+        rps = statistics.median(r["rps"] for r in rs)
+        cpu = statistics.median(r["server_us"] for r in rs)
+        client = statistics.median(r["client_us"] for r in rs)
+        line = (f"  {LABELS[variant]:46s} {rps:8.0f} req/s  {cpu:6.1f} µs server CPU/req "
+                f"(load generator {client:4.1f})")
+        if variant != "bare":
+            ratio = statistics.median(r["ratio"] for r in rs)
+            added = statistics.median(r["added_us"] for r in rs)
+            line += f"  ratio {ratio * 100:5.1f} % (target ≥ 85 %), +{added:.1f} µs CPU/req"
+        print(line)
 
 
 if __name__ == "__main__":
