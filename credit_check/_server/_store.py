@@ -24,7 +24,6 @@ from credit_check._crypto import (
     canonical_json,
     feedback_key,
     id_prefix,
-    record_hmac,
 )
 from credit_check._models import CST, Catalog, EntryStatus, ListEntry, Target, to_cst_datetime
 from credit_check._server._prefix_index import PrefixIndex
@@ -328,38 +327,60 @@ class Store:
 
     # -- feedback ----------------------------------------------------------------------
 
-    def add_feedback(self, key: ApiKey, records: list[dict[str, Any]],
-                     valid: list[bool]) -> tuple[list[str], list[str]]:
-        """Store the valid records not seen before; returns (accepted, duplicates)."""
+    def add_feedback(self, key: ApiKey, records: list[tuple[dict[str, Any], bytes]]
+                     ) -> tuple[list[str], list[str]]:
+        """Store the records not seen before; returns (accepted, duplicates).
+
+        Args:
+            records: each verified record with its signed body (see :meth:`signed_body`).
+        """
+        received = now_cst().isoformat()
+        rows = []
+        for record, body in records:
+            created = str(record.get("created_at", received))
+            tx = record.get("transaction") or {}
+            # The signed body with the (verified, hex) hmac put back: the record as sent,
+            # without encoding it a second time.
+            data = body[:-1].decode() + f',"hmac":"{record["hmac"]}"}}'
+            rows.append((record["record_id"], record.get("department") or key.department,
+                         record["kind"], tx.get("scenario"), record.get("outcome"),
+                         int(bool(record.get("matches"))), len(record.get("measures") or []),
+                         _cst_day(created), received, data))
         accepted: list[str] = []
         duplicates: list[str] = []
-        received = now_cst().isoformat()
+        new = []
         with self._tx() as conn:
-            for record, ok in zip(records, valid, strict=True):
-                if not ok:
-                    continue
-                created = str(record.get("created_at", received))
-                tx = record.get("transaction") or {}
-                cur = conn.execute(
-                    "INSERT INTO feedback (record_id, department, kind, scenario, outcome, hits, "
-                    "measures, day, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(record_id) DO NOTHING",
-                    (record["record_id"], record.get("department") or key.department,
-                     record["kind"], tx.get("scenario"), record.get("outcome"),
-                     int(bool(record.get("matches"))), len(record.get("measures") or []),
-                     _cst_day(created), received, canonical_json(record).decode()))
-                (accepted if cur.rowcount else duplicates).append(record["record_id"])
+            # Which ids are known is asked once for the batch; the write lock held since
+            # before the question keeps the answer true until the commit.
+            seen = {r[0] for r in _select_in(conn, "SELECT record_id FROM feedback WHERE "
+                                             "record_id IN ({})", [r[0] for r in rows])}
+            for row in rows:
+                if row[0] in seen:
+                    duplicates.append(row[0])
+                else:
+                    seen.add(row[0])
+                    accepted.append(row[0])
+                    new.append(row)
+            conn.executemany(
+                "INSERT INTO feedback (record_id, department, kind, scenario, outcome, hits, "
+                "measures, day, received_at, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(record_id) DO NOTHING", new)
             if duplicates:
                 total = int(self.meta("duplicates") or 0) + len(duplicates)
                 self._set_meta(conn, "duplicates", str(total))
         return accepted, duplicates
 
     @staticmethod
-    def verify_hmac(key: ApiKey, record: dict[str, Any]) -> bool:
+    def signed_body(key: ApiKey, record: dict[str, Any]) -> bytes | None:
+        """The canonical JSON a record's hmac is over (as ``record_hmac`` makes it), when
+        the hmac verifies with the department's key; None when it does not."""
         given = record.get("hmac")
+        if not isinstance(given, str):
+            return None
+        body = canonical_json({k: v for k, v in record.items() if k != "hmac"})
+        expected = hmac.new(key.feedback_key, body, hashlib.sha256).hexdigest()
         # Compared as bytes: compare_digest refuses str with non-ASCII characters.
-        return isinstance(given, str) and hmac.compare_digest(
-            record_hmac(key.feedback_key, record).encode(), given.encode())
+        return body if hmac.compare_digest(expected.encode(), given.encode()) else None
 
     def feedback(self, since: str | None, limit: int) -> list[dict[str, Any]]:
         rows = self._conn().execute(

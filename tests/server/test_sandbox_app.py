@@ -544,6 +544,18 @@ def test_feedback_accepted_then_duplicates(sb: Sandbox) -> None:
     assert sb.post("/v1/feedback", json={"records": []}).json()["accepted"] == []
 
 
+def test_a_record_repeated_in_one_batch_is_stored_once(sb: Sandbox) -> None:
+    records = feedback_records(sb.demo_key, 3)
+    ids = [r["record_id"] for r in records]
+    sb.post("/v1/feedback", json={"records": records[:1]})
+    resp = sb.post("/v1/feedback", json={"records": [records[1], records[0], records[1],
+                                                     records[2]]})
+    assert resp.json() == {"accepted": [ids[1], ids[2]], "duplicates": [ids[0], ids[1]],
+                           "rejected": []}
+    assert sb.admin("GET", "/v1/admin/stats").json()["duplicates"] == 2
+    assert sb.admin("GET", "/v1/admin/feedback").json()["records"] == records
+
+
 def test_bad_feedback_records_are_rejected_one_by_one(sb: Sandbox) -> None:
     records = feedback_records(sb.demo_key, 6)
     records[1]["hmac"] = "0" * 64
