@@ -356,24 +356,32 @@ class Outbox:
         """Mark records delivered: the service accepted them or already had them."""
         now = time.time()
         with self._use("mark records delivered", worker=True) as conn:
+            # One transaction for the batch: in autocommit each row would be a commit of
+            # its own, a WAL append of every page it touched.
+            conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
                 "UPDATE records SET state = 1, delivered_at = ?, lease_until = 0 "
                 "WHERE seq = ? AND state = 0", [(now, s) for s in seqs])
+            conn.execute("COMMIT")
 
     def dead_letter(self, items: Sequence[tuple[int, str]]) -> None:
         """Move records the service rejected to the dead-letter state, with the reason."""
         with self._use("dead-letter records", worker=True) as conn:
+            conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
                 "UPDATE records SET state = 2, dead_reason = ?, lease_until = 0 "
                 "WHERE seq = ? AND state = 0", [(reason[:500], s) for s, reason in items])
+            conn.execute("COMMIT")
 
     def release(self, seqs: Sequence[int], *, delay: float = 0.0) -> None:
         """Give leased records back, due again after ``delay`` seconds."""
         due = time.time() + delay
         with self._use("release records", worker=True) as conn:
+            conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
                 "UPDATE records SET lease_until = 0, next_attempt_at = ? "
                 "WHERE seq = ? AND state = 0", [(due, s) for s in seqs])
+            conn.execute("COMMIT")
 
     def release_owner(self, owner: str) -> None:
         """Give back every lease ``owner`` holds (a sender that stops)."""
