@@ -42,7 +42,7 @@ def make_csv(n: int, rng: random.Random) -> tuple[bytes, list[str]]:
 
 
 def percentiles(values: list[float]) -> str:
-    q = statistics.quantiles(values, n=100)
+    q = statistics.quantiles(values, n=100, method="inclusive")
     return f"p50 {q[49] * 1000:.2f} ms, p99 {q[98] * 1000:.2f} ms"
 
 
@@ -79,8 +79,9 @@ def run(server: SandboxServer, n: int, rng: random.Random) -> int:
     body, ids = make_csv(n, rng)
     print(f"CSV of {n:,} entries: {len(body) / 1e6:.1f} MB", flush=True)
 
-    during: list[float] = []
-    failures: list[str] = []
+    # (start, latency) of every lookup; failures as (start, error)
+    looks: list[tuple[float, float]] = []
+    failures: list[tuple[float, str]] = []
     stop = threading.Event()
 
     def look_meanwhile() -> None:
@@ -92,9 +93,9 @@ def run(server: SandboxServer, n: int, rng: random.Random) -> int:
                 r = s.get(url, headers=dept, timeout=30)
                 r.raise_for_status()
             except requests.RequestException as exc:
-                failures.append(type(exc).__name__)
+                failures.append((t, type(exc).__name__))
             else:
-                during.append(time.perf_counter() - t)
+                looks.append((t, time.perf_counter() - t))
             time.sleep(0.02)
 
     phases = _Phases()
@@ -110,19 +111,21 @@ def run(server: SandboxServer, n: int, rng: random.Random) -> int:
     elapsed = time.perf_counter() - t0
     stop.set()
     looker.join()
+    during = [latency for start, latency in looks if t0 <= start < t0 + elapsed]
+    failed = [error for start, error in failures if t0 <= start < t0 + elapsed]
     sandbox_log.removeHandler(phases)
     r.raise_for_status()
     print(f"import {n:,} entries from CSV: {elapsed:.1f} s ({r.json()})", flush=True)
     for line in phases.lines:
         print(f"  sandbox log: {line}")
     if len(during) >= 2:
-        q = statistics.quantiles(during, n=100)
+        q = statistics.quantiles(during, n=100, method="inclusive")
         print(f"  {len(during)} lookups answered during the import (one every 20 ms after "
               f"the last answer): p50 {q[49] * 1000:.1f} ms, p99 {q[98] * 1000:.1f} ms, "
-              f"max {max(during) * 1000:.0f} ms; {len(failures)} failed"
-              + (f" ({', '.join(sorted(set(failures)))})" if failures else ""), flush=True)
+              f"max {max(during) * 1000:.0f} ms; {len(failed)} failed"
+              + (f" ({', '.join(sorted(set(failed)))})" if failed else ""), flush=True)
     else:
-        print(f"  {len(during)} lookups answered during the import; {len(failures)} failed")
+        print(f"  {len(during)} lookups answered during the import; {len(failed)} failed")
 
     single = []
     for code in rng.sample(ids, 2000):
