@@ -201,8 +201,10 @@ class OutboxSender:
                 logger.exception("feedback outbox sender failed; retrying")
                 self._stop.wait(self._next_delay())
                 continue
-            if sent > 0:
-                continue
+            if sent >= self._batch_size or (sent > 0 and self._flushing):
+                continue  # a backlog: the next batch is due at once
+            # A part batch went out (or none): let records collect again, so a steady
+            # stream of checks goes out in full batches, not one small request each.
             self._wake.wait(0.02 if self._flushing else self._poll)
             if self._wake.is_set() and not self._stop.is_set():
                 self._wake.clear()

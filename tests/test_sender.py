@@ -233,6 +233,28 @@ def test_the_background_thread_sends_woken_records_and_stops_on_close(
     assert s._thread is not None and not s._thread.is_alive()
 
 
+def test_a_steady_stream_of_records_goes_out_in_full_batches(
+    service: Service, outbox: Outbox, transport: Transport
+) -> None:
+    # Batches by size and age: records trickling in while a batch is on the wire wait for
+    # the next full batch (or max_delay), instead of one small request per record.
+    s = sender(outbox, transport, batch_size=50, max_delay=1.0, poll_interval=5.0)
+    s.start()
+    try:
+        for i in range(300):
+            outbox.add(decision_record(make_decision(i), department="d"))
+            s.wake()
+            time.sleep(0.001)
+        deadline = time.monotonic() + 10
+        while outbox.pending_count() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert outbox.pending_count() == 0
+    finally:
+        s.close(1.0)
+    assert len(service.sent) == 300 and len(set(service.sent)) == 300
+    assert len(service.batches) <= 12, [len(b) for b in service.batches]
+
+
 def test_close_leaves_undelivered_records_for_the_next_start(
     service: Service, outbox: Outbox, transport: Transport
 ) -> None:
