@@ -1,10 +1,9 @@
 """Helpers for the outbox tests, and the child process of the crash test.
 
-As a script: ``python _outbox_child.py DATA_DIR BASE_URL API_KEY RUN COUNT [checker]``
-makes COUNT checks, printing each decision id only after the check returned, while the
-feedback is delivered in the background. With ``checker`` a real ``Checker`` makes them
-(its outbox is ``OUTBOX_FILE`` in DATA_DIR); without, a check is simulated as a Decision
-recorded with ``Outbox.add`` into ``outbox.db`` and sent by an ``OutboxSender``.
+As a script: ``python _outbox_child.py DATA_DIR BASE_URL API_KEY RUN COUNT`` makes COUNT
+checks with a real ``Checker`` (its outbox is ``OUTBOX_FILE`` in DATA_DIR), printing each
+decision id only after the check returned, while the feedback is delivered in the
+background.
 """
 
 from __future__ import annotations
@@ -90,28 +89,8 @@ def run_checker(data_dir: str, base_url: str, api_key: str, run: str, count: int
 
 
 def main(argv: list[str]) -> int:
-    from credit_check._feedback import decision_record
-    from credit_check._sender import OutboxSender
-    from credit_check._transport import Transport
-
     data_dir, base_url, api_key, run, count = argv[1], argv[2], argv[3], argv[4], int(argv[5])
-    if argv[6:] == ["checker"]:
-        return run_checker(data_dir, base_url, api_key, run, count)
-    outbox = make_outbox(Path(data_dir) / "outbox.db", api_key=api_key)
-    transport = Transport(base_url, api_key, retries=0)
-    sender = OutboxSender(outbox, transport, batch_size=200, max_delay=0.05, backoff=0.05,
-                          max_backoff=0.5, lease=5.0)
-    sender.start()
-    for i in range(count):
-        decision = make_decision(i, case_id=f"CRASH-{run}", decision_id=f"{run}-{i}")
-        outbox.add(decision_record(decision, department="财政局"))
-        sender.wake()
-        sys.stdout.write(f"{decision.decision_id}\n")
-        sys.stdout.flush()
-    sender.close(30.0)
-    outbox.close()
-    transport.close()
-    return 0
+    return run_checker(data_dir, base_url, api_key, run, count)
 
 
 if __name__ == "__main__":

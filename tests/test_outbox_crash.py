@@ -4,7 +4,6 @@ every check it completed (printed after ``Outbox.add`` returned) reaches the ser
 
 from __future__ import annotations
 
-import importlib
 import os
 import random
 import signal
@@ -23,29 +22,17 @@ from _outbox_child import make_outbox
 
 from credit_check._outbox import OUTBOX_FILE
 from credit_check._sender import OutboxSender
+from credit_check._server import SandboxServer
 from credit_check._transport import Transport
-
-# The sandbox service lands separately; until then these tests are skipped.
-SandboxServer: Any = getattr(importlib.import_module("credit_check._server"), "SandboxServer", None)
-
-try:
-    from credit_check._checker import Checker  # noqa: F401
-except ImportError:  # pragma: no cover - then checks are simulated with Outbox.add
-    USE_CHECKER = False
-else:
-    USE_CHECKER = True
 
 CHILD = Path(__file__).with_name("_outbox_child.py")
 MIN_CHECKS = 5_000
 MIN_KILLS = 20
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(SandboxServer is None, reason="the sandbox service is not available"),
-]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Any]:
+def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
     server = SandboxServer(db_path=str(tmp_path / "sandbox.db"), demo=True, port=0)
     server.start()
     try:
@@ -54,7 +41,7 @@ def sandbox(tmp_path: Path) -> Iterator[Any]:
         server.stop()
 
 
-def received_records(server: Any) -> list[dict[str, Any]]:
+def received_records(server: SandboxServer) -> list[dict[str, Any]]:
     resp = requests.get(server.base_url + "/v1/admin/feedback", timeout=30,
                         headers={"Authorization": f"Bearer {server.admin_key}"})
     resp.raise_for_status()
@@ -68,7 +55,7 @@ def _read_lines(stream: IO[str], out: list[str], first: threading.Event) -> None
         first.set()
 
 
-def test_no_completed_check_is_lost_across_random_kills(tmp_path: Path, sandbox: Any) -> None:
+def test_no_completed_check_is_lost_across_random_kills(tmp_path: Path, sandbox: SandboxServer) -> None:
     rng = random.Random(20260301)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
@@ -83,7 +70,7 @@ def test_no_completed_check_is_lost_across_random_kills(tmp_path: Path, sandbox:
         first = threading.Event()
         child = subprocess.Popen(
             [sys.executable, str(CHILD), str(data_dir), sandbox.base_url, sandbox.demo_key,
-             f"r{run}", "3000", *(["checker"] if USE_CHECKER else [])],
+             f"r{run}", "3000"],
             stdout=subprocess.PIPE, text=True, env=env,
         )
         assert child.stdout is not None
@@ -101,7 +88,7 @@ def test_no_completed_check_is_lost_across_random_kills(tmp_path: Path, sandbox:
         printed.extend(lines)
     assert kills >= MIN_KILLS and len(printed) >= MIN_CHECKS, (kills, len(printed))
 
-    outbox_file = data_dir / (OUTBOX_FILE if USE_CHECKER else "outbox.db")
+    outbox_file = data_dir / OUTBOX_FILE
     with make_outbox(outbox_file, api_key=sandbox.demo_key) as outbox:
         transport = Transport(sandbox.base_url, sandbox.demo_key, read_timeout=30)
         sender = OutboxSender(outbox, transport, batch_size=500, backoff=0.05, max_backoff=0.5)

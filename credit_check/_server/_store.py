@@ -92,6 +92,7 @@ class Store:
         self._seal = FieldCipher(hmac.new(signer.private_bytes(), b"credit-check/sandbox/keys",
                                           hashlib.sha256).digest())
         self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []  # every thread's, to close them all
         self._write_lock = threading.Lock()
         with self._write_lock:
             self._conn().executescript(SCHEMA)
@@ -112,13 +113,8 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
-            self._all_conns().append(conn)
+            self._conns.append(conn)
         return conn
-
-    def _all_conns(self) -> list[sqlite3.Connection]:
-        if not hasattr(self, "_conns"):
-            self._conns: list[sqlite3.Connection] = []
-        return self._conns
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -133,7 +129,7 @@ class Store:
             conn.execute("COMMIT")
 
     def close(self) -> None:
-        for conn in self._all_conns():
+        for conn in self._conns:
             conn.close()
         self._conns = []
         self._local = threading.local()

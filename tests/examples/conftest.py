@@ -12,19 +12,12 @@ import requests
 from _examples_support import ENCRYPTION_KEY
 
 from credit_check import Checker
-
-try:
-    from credit_check._server import SandboxServer
-    from credit_check._server._demo import SHOWCASE
-except ImportError:  # pragma: no cover - the server extra is not installed
-    SandboxServer = None  # type: ignore[assignment,misc]
-    SHOWCASE = {}
+from credit_check._server import SandboxServer
+from credit_check._server._demo import SHOWCASE
 
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if SandboxServer is None:
-        pytest.skip("the sandbox service is not available (pip install 'credit-check[server]')")
     server = SandboxServer(db_path=tmp_path_factory.mktemp("sandbox") / "s.db", demo=True, port=0)
     server.start()
     try:

@@ -10,16 +10,11 @@ import pytest
 from _sandbox_support import DEPARTMENT, ENCRYPTION_KEY, Clock, MakeChecker
 
 from credit_check import Checker
+from credit_check._server import SandboxServer
 
-try:
-    from credit_check._server import SandboxServer
-except ImportError:  # pragma: no cover - the sandbox is not part of this checkout yet
-    SandboxServer = None  # type: ignore[assignment,misc]
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
-    if SandboxServer is None:
-        pytest.skip("the sandbox service is not available")
     server = SandboxServer(db_path=tmp_path / "sandbox.sqlite3", demo=True, port=0)
     server.start()
     try:
