@@ -28,6 +28,7 @@ from credit_check._models import (
     Target,
     Transaction,
     to_cst_datetime,
+    trusted,
 )
 from credit_check._postcheck import PostCheckQueue
 from credit_check._rules import clean_years, decide, fallback_decision, time_signature
@@ -80,6 +81,8 @@ def _allow_reasons() -> tuple[str, ...]:
 
 
 _ALLOW_REASONS = _allow_reasons()
+# Every field is given where the engine builds a Decision from parts already valid.
+_DECISION_FIELDS = frozenset(Decision.model_fields)
 
 
 class _Plan:
@@ -149,20 +152,20 @@ class Engine:
             ):
                 # Not listed, and no representative to check: the rulebook would find
                 # nothing, so build its ALLOW directly.
-                return Decision.model_construct(
-                    decision_id=new_decision_id(),
-                    outcome=Outcome.ALLOW,
-                    subject=subject,
-                    transaction=transaction,
-                    measures=[],
-                    matches=[],
-                    reasons=list(_ALLOW_REASONS),
-                    remedy=None,
-                    degraded=False,
-                    catalog_version=state.catalog.version,
-                    data_version=str(snapshot.version),
-                    decided_at=self._clock(),
-                )
+                return trusted(Decision, {
+                    "decision_id": new_decision_id(),
+                    "outcome": Outcome.ALLOW,
+                    "subject": subject,
+                    "transaction": transaction,
+                    "measures": [],
+                    "matches": [],
+                    "reasons": list(_ALLOW_REASONS),
+                    "remedy": None,
+                    "degraded": False,
+                    "catalog_version": state.catalog.version,
+                    "data_version": str(snapshot.version),
+                    "decided_at": self._clock(),
+                }, set(_DECISION_FIELDS))
         return self.decide_many([subject], transaction, mode)[0]
 
     def decide_many(
@@ -249,13 +252,13 @@ class Engine:
         if (memo is not None and memo.catalog is catalog and memo.lookup is lookup
                 and memo.rep_lookup is rep_lookup):
             made = memo.decision
-            decision = Decision.model_construct(
-                decision_id=new_decision_id(), outcome=made.outcome, subject=s,
-                transaction=transaction, measures=list(made.measures),
-                matches=list(made.matches), reasons=list(made.reasons), remedy=made.remedy,
-                degraded=stale, catalog_version=catalog.version, data_version=data_version,
-                decided_at=to_cst_datetime(now),
-            )
+            decision = trusted(Decision, {
+                "decision_id": new_decision_id(), "outcome": made.outcome, "subject": s,
+                "transaction": transaction, "measures": list(made.measures),
+                "matches": list(made.matches), "reasons": list(made.reasons),
+                "remedy": made.remedy, "degraded": stale, "catalog_version": catalog.version,
+                "data_version": data_version, "decided_at": to_cst_datetime(now),
+            }, set(_DECISION_FIELDS))
         else:
             decision = decide(
                 subject=s,

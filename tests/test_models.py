@@ -9,19 +9,24 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from credit_check import (
     Catalog,
     CatalogError,
+    Decision,
     Effect,
     EntryStatus,
     ListEntry,
     ListKind,
     Outcome,
     Scenario,
+    Subject,
+    SubjectKind,
     Target,
+    Transaction,
 )
-from credit_check._models import CST
+from credit_check._models import CST, trusted
 
 UTC = dt.UTC
 
@@ -298,3 +303,51 @@ def test_most_severe_outcome_wins_and_none_means_allow() -> None:
     assert Outcome.most_severe([Outcome.ALLOW, Outcome.DENY, Outcome.REVIEW]) is Outcome.DENY
     assert Outcome.most_severe([Outcome.GREEN_CHANNEL, Outcome.RESTRICT]) is Outcome.RESTRICT
     assert Outcome.most_severe([]) is Outcome.ALLOW
+
+
+# --- models built without validation ---------------------------------------------
+
+
+def _same_model(made: BaseModel, validated: BaseModel) -> None:
+    assert type(made) is type(validated)
+    assert made == validated
+    assert list(made.__dict__.items()) == list(validated.__dict__.items())
+    assert made.model_fields_set == validated.model_fields_set
+    assert made.__pydantic_extra__ is None and made.__pydantic_private__ is None
+    assert repr(made) == repr(validated)
+    assert made.model_dump(exclude_unset=True) == validated.model_dump(exclude_unset=True)
+
+
+def test_subject_constructors_build_what_validation_builds() -> None:
+    """The shortcut past pydantic gives the very model validating the same fields gives."""
+    org, person = "91350100M000100Y43", "11010519491231002X"
+    rep = Subject.person(person)
+    _same_model(rep, Subject(kind=SubjectKind.PERSON, id=person, name=None))
+    _same_model(Subject.person("110105491231002"),
+                Subject(kind=SubjectKind.PERSON, id=person, name=None))
+    _same_model(Subject.organization(org), Subject(kind=SubjectKind.ORGANIZATION, id=org,
+                                                   name=None, legal_representative=None))
+    _same_model(Subject.organization(org, legal_representative=person),
+                Subject(kind=SubjectKind.ORGANIZATION, id=org, name=None,
+                        legal_representative=rep))
+    _same_model(Subject.parse(org.lower()), Subject.organization(org))
+    _same_model(Subject.parse(person), rep)
+    assert hash(Subject.organization(org)) == hash(Subject.parse(org))
+    # With a name, pydantic still validates it.
+    assert Subject.organization(org, "某某公司").model_fields_set == {
+        "kind", "id", "name", "legal_representative"}
+    with pytest.raises(ValidationError):
+        Subject.person(person, name=123)  # type: ignore[arg-type]
+
+
+def test_trusted_decision_equals_its_validated_and_constructed_twins() -> None:
+    subject = Subject.organization("91350100M000100Y43")
+    values: dict[str, Any] = {
+        "decision_id": "d" * 32, "outcome": Outcome.ALLOW, "subject": subject,
+        "transaction": Transaction(scenario=Scenario.PROCUREMENT), "measures": [],
+        "matches": [], "reasons": ["a"], "remedy": None, "degraded": False,
+        "catalog_version": "1", "data_version": "2",
+        "decided_at": dt.datetime(2026, 1, 2, tzinfo=CST)}
+    made = trusted(Decision, dict(values), set(Decision.model_fields))
+    _same_model(made, Decision(**values))
+    _same_model(made, Decision.model_construct(**values))
