@@ -42,6 +42,13 @@ _ID_CHECK = "10X98765432"
 _SEPARATORS = re.compile(r"[\s\u00a0\u3000\-\u2010-\u2015\u2212\ufe63\uff0d_]+")
 MASK = "********"
 _ALPHABET_SETS: dict[str, frozenset[str]] = {}
+# Per position, each character's weighted value: one lookup per position sums a check,
+# and a KeyError marks a character outside the alphabet. Only USCC characters reach the
+# organisation code's positions (the USCC alphabet is a subset of GB 11714's).
+_USCC_TERMS = tuple({c: v * w for c, v in _USCC_VALUE.items()} for w in _USCC_WEIGHTS)
+_ORG_TERMS = tuple({c: _ORG_VALUE[c] * w for c in USCC_ALPHABET} for w in _ORG_WEIGHTS)
+_ORG_CHECK = "0X987654321"  # by the weighted sum modulo 11
+_term = dict.__getitem__
 
 
 class PilotCodeWarning(UserWarning):
@@ -101,6 +108,17 @@ def _illegal(kind: str, code: str, alphabet: str, shown: str) -> None:
             )
 
 
+def _valid_uscc(code: str) -> bool:
+    """Whether an 18-character normalised code is a valid USCC, in one pass; False leaves
+    telling what is wrong to the checks that name it."""
+    try:
+        total = sum(map(_term, _USCC_TERMS, code))  # the first 17 characters
+        org = sum(map(_term, _ORG_TERMS, code[8:16]))
+    except KeyError:
+        return False
+    return code[17] == USCC_ALPHABET[-total % 31] and code[16] == _ORG_CHECK[org % 11]
+
+
 def validate_org_code(text: str) -> str:
     """Validate a 9-character 组织机构代码 (GB 11714) and return it normalised.
 
@@ -138,6 +156,8 @@ def validate_uscc(text: str, *, allow: Iterable[str] = ()) -> str:
             (of the code or of the organisation code at positions 9-17).
     """
     code = normalize_id(text)
+    if len(code) == 18 and _valid_uscc(code):
+        return code  # the usual case
     if not code:
         raise InvalidSubjectId("uscc: empty; enter the 18-character code", field="uscc",
                                problem="empty")

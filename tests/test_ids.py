@@ -22,6 +22,7 @@ from credit_check import (
 )
 from credit_check._ids import (
     USCC_ALPHABET,
+    _valid_uscc,
     id_number_check_char,
     org_code_check_char,
     uscc_check_char,
@@ -378,3 +379,31 @@ def test_every_single_character_change_of_an_id_number_fails(pair: tuple[str, st
 def test_every_generated_valid_uscc_survives_spacing_and_case(code: str) -> None:
     spaced = " ".join(code[i : i + 4] for i in range(0, 18, 4)).lower()
     assert validate_uscc(spaced) == code
+
+
+def _accepted_by_the_named_checks(code: str) -> bool:
+    return (all(c in USCC_ALPHABET for c in code)
+            and code[17] == uscc_check_char(code[:17])
+            and code[16] == org_code_check_char(code[8:16]))
+
+
+@given(st.one_of(valid_usccs(),
+                 single_char_changes(valid_usccs()).map(lambda pair: pair[1]),
+                 st.text(USCC_ALPHABET + "IOSVZ*a-é", min_size=18, max_size=18)).filter(
+    lambda code: len(code) == 18))
+def test_the_one_pass_uscc_check_accepts_exactly_what_the_named_checks_accept(
+        code: str) -> None:
+    """validate_uscc's shortcut for a valid code never accepts one the full checks reject."""
+    assert _valid_uscc(code) == _accepted_by_the_named_checks(code)
+
+
+def test_the_one_pass_uscc_check_knows_every_org_check_character() -> None:
+    seen = set()
+    for n in range(1000):
+        org = f"{n:08d}"
+        check = org_code_check_char(org)
+        code17 = "91350100" + org + check
+        seen.add(check)
+        code = code17 + uscc_check_char(code17)
+        assert _valid_uscc(code) and validate_uscc(code) == code
+    assert seen == set("0123456789X")
