@@ -30,9 +30,13 @@ CATALOG_CONTEXT = b"credit-check/catalog/v1\n"
 FEEDBACK_CONTEXT = b"credit-check/feedback/v1"
 
 
+# json.dumps() with options builds an encoder per call; one shared encoder is stateless.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(obj: Any) -> bytes:
     """The canonical form used for signatures and HMACs: sorted keys, no spaces, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(obj).encode()
 
 
 def id_prefix(normalized_id: str) -> int:

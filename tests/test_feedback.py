@@ -8,8 +8,22 @@ import pytest
 from _outbox_child import PERSON, PERSON_NAME, make_decision
 
 from credit_check._exceptions import OutboxError
-from credit_check._feedback import decision_record, outcome_record, post_check_record
-from credit_check._models import CST, FeedbackKind, Outcome
+from credit_check._feedback import (
+    decision_record,
+    decision_record_data,
+    outcome_record,
+    post_check_record,
+)
+from credit_check._models import (
+    CST,
+    AppliedMeasure,
+    Decision,
+    Effect,
+    FeedbackKind,
+    Outcome,
+    Subject,
+    Target,
+)
 
 NOW = dt.datetime(2026, 3, 2, 10, 0, tzinfo=CST)
 
@@ -26,6 +40,35 @@ def test_decision_record_carries_everything_the_service_needs() -> None:
     assert r.outcome is Outcome.DENY and r.created_at == d.decided_at
     assert (r.catalog_version, r.data_version, r.degraded) == ("2026.1", "17", False)
     assert r.hmac == ""  # signed by Outbox.add
+
+
+def _with_measure(d: Decision) -> Decision:
+    measure = AppliedMeasure(
+        code="bid.refuse", name="限制参加政府采购", effect=Effect.DENY,
+        legal_basis="《政府采购法》第二十二条", implementing_department="财政部门",
+        target=Target.SUBJECT, list_code="court.judgment_defaulter", entry_id="court:3",
+        params={"commitment_days": 30, "note": "中文"})
+    return d.model_copy(update={"measures": [measure], "degraded": True,
+                                "subject": Subject.person(PERSON, PERSON_NAME)})
+
+
+@pytest.mark.parametrize("decision", [
+    make_decision(3), make_decision(4, person=False), make_decision(5, matched=False,
+                                                                    case_id=None),
+    _with_measure(make_decision(6)),
+], ids=["person-listed", "organization-listed", "not-listed-no-case", "with-measure"])
+def test_the_fast_record_equals_the_models_json_form(decision: Decision) -> None:
+    slow = decision_record(decision, department="财政局").model_dump(mode="json")
+    del slow["hmac"]
+    fast = decision_record_data(decision, department="财政局")
+    assert fast["record_id"] != slow["record_id"] and len(fast["record_id"]) == 32
+    fast["record_id"] = slow["record_id"]
+    assert fast == slow and list(fast) == list(slow)
+
+
+def test_the_fast_record_takes_the_models_way_to_refuse_what_it_would_refuse() -> None:
+    with pytest.raises(OutboxError, match="department"):
+        decision_record_data(make_decision(), department="局" * 257)
 
 
 def test_each_decision_record_gets_a_fresh_id() -> None:
