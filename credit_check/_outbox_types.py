@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -77,20 +78,27 @@ class OutboxStatus:
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
-    """A record leased to a sender: its row and its JSON form, ready to send."""
+    """A record leased to a sender: its row and its JSON text (with its ``hmac``), ready
+    to send as it is."""
 
     seq: int
     record_id: str
-    body: dict[str, Any]
+    raw: bytes
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The record as a dict."""
+        data: dict[str, Any] = json.loads(self.raw)
+        return data
 
 
 class Ticket:
-    """A row waiting for a group commit."""
+    """Rows waiting for a group commit (one caller's, committed together)."""
 
-    __slots__ = ("done", "error", "row")
+    __slots__ = ("done", "error", "rows")
 
-    def __init__(self, row: tuple[Any, ...]) -> None:
-        self.row = row
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
         self.done = False
         self.error: sqlite3.Error | None = None
 

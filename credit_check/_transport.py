@@ -141,6 +141,7 @@ class Transport:
         path: str,
         *,
         json_body: Any = None,
+        content: bytes | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         ok: Collection[int] = (200,),
@@ -150,6 +151,8 @@ class Transport:
         """Send one call, retrying what may be retried.
 
         Args:
+            json_body: a value sent as JSON.
+            content: a body that is JSON text already, sent as it is.
             ok: statuses returned to the caller (others raise), e.g. ``(200, 304, 410)``.
             retries: override the transport's retry count for this call.
             label: how error messages name the path, e.g. with a person's id masked.
@@ -164,11 +167,13 @@ class Transport:
         attempts = 1 + (self.retries if retries is None else retries)
         last = ""
         cause: Exception | None = None
+        if content is not None:
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         for attempt in range(attempts):
             wait: float | None = None
             try:
                 resp = self._current_session().request(
-                    method, url, json=json_body, params=params, headers=headers,
+                    method, url, json=json_body, data=content, params=params, headers=headers,
                     timeout=self._timeout,
                 )
             except requests.exceptions.SSLError as exc:

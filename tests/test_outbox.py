@@ -120,6 +120,24 @@ def test_full_outbox_still_writes_then_refuses_at_the_hard_limit(
     assert len(warnings) == 1  # rate-limited
 
 
+def test_a_claimed_record_is_sent_as_stored_with_its_hmac(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    with make_outbox(path) as outbox:
+        records = [outbox.add(decision_record(make_decision(i), department="d"))
+                   for i in range(2)]
+        sent = outbox.claim(2, lease=0, owner="me")
+        # The JSON text is the record's canonical form, the HMAC put back, no re-encoding.
+        assert [c.body for c in sent] == [r.model_dump(mode="json") for r in records]
+        assert all(record_hmac(feedback_key(API_KEY), {**c.body, "hmac": ""}) == c.body["hmac"]
+                   for c in sent)
+        # A damaged HMAC column (not hex) still gives well-formed JSON, carrying it as is.
+        with sqlite3.connect(path) as other:
+            other.execute("UPDATE records SET hmac = ? WHERE seq = 1", ('x"}, "evil": 1',))
+        other.close()
+        again = outbox.claim(1, lease=0, owner="me")
+        assert again[0].body["hmac"] == 'x"}, "evil": 1' and "evil" not in again[0].body
+
+
 def test_claims_do_not_overlap_and_leases_of_dead_processes_are_freed(tmp_path: Path) -> None:
     with make_outbox(tmp_path / "o.db") as outbox:
         for i in range(5):
