@@ -20,8 +20,9 @@ from credit_check._crypto import feedback_key
 from credit_check._datadir import DataDir
 from credit_check._engine import Engine, Mode
 from credit_check._exceptions import UnknownDecision
-from credit_check._feedback import decision_record, outcome_record
+from credit_check._feedback import decision_record_data, outcome_record
 from credit_check._lookup import LookupClient
+from credit_check._loop_commit import LoopCommitter
 from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transaction
 from credit_check._outbox import Outbox
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
@@ -140,6 +141,7 @@ class Checker:
         )
         self._outbox: Outbox | None = None
         self._sender: OutboxSender | None = None
+        self._committer: LoopCommitter | None = None
         self._queue: PostCheckQueue | None = None
         try:
             store = DataDir(settings.data_dir)
@@ -165,6 +167,7 @@ class Checker:
                 self._outbox = Outbox(store.file(OUTBOX_FILE), cipher=cipher,
                                       hmac_key=feedback_key(api_key))
                 self._sender = OutboxSender(self._outbox, self._transport)
+                self._committer = LoopCommitter(self._outbox.add_data, self._wake_sender)
             self._post_checks = PostCheckRunner(
                 self._queue, self._engine, department=self._department,
                 outbox=self._outbox, on_post_check=on_post_check, wake=self._wake_sender,
@@ -246,6 +249,28 @@ class Checker:
             self._record(decision)
         return decision
 
+    async def check_local_async(self, subject: Subject | str,
+                                transaction: Transaction) -> Decision | None:
+        """:meth:`check_local` for a coroutine (the ASGI middleware's way).
+
+        The decision is made at once, in the loop's thread, as :meth:`check_local` makes
+        it. Its record is committed together with those of the other checks this event
+        loop makes in the same turn, in one transaction, and this returns once the record
+        is on disk: the same guarantee, for much less work per check when requests arrive
+        together.
+
+        Raises:
+            InvalidSubjectId: the identifier is invalid.
+            OutboxError: the decision could not be recorded durably.
+        """
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        decision = self._engine.decide_one(self._subject(subject), transaction, Mode.LOCAL)
+        if decision is not None and self._committer is not None:
+            await self._committer.record(
+                decision_record_data(decision, department=self._department))
+        return decision
+
     def check_many(
         self, subjects: Iterable[Subject | str], transaction: Transaction
     ) -> DecisionGroup:
@@ -268,12 +293,12 @@ class Checker:
 
     def _record(self, decision: Decision) -> None:
         assert self._outbox is not None
-        self._outbox.add(decision_record(decision, department=self._department))
+        self._outbox.add_data([decision_record_data(decision, department=self._department)])
         self._wake_sender()
 
-    def _wake_sender(self) -> None:
+    def _wake_sender(self, count: int = 1) -> None:
         if self._sender is not None:
-            self._sender.wake()
+            self._sender.wake(count)
 
     # -- feedback ----------------------------------------------------------------------
 
@@ -366,6 +391,8 @@ class Checker:
             return
         self._pid = os.getpid()
         self._cache.reset_lock()
+        if self._committer is not None:
+            self._committer.reset()
         self._syncer.after_fork_in_child()
         if self._queue is not None:
             self._queue.reset_lock()

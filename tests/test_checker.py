@@ -4,6 +4,7 @@ rule 9's fallback and post-check, feedback and configuration errors."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import logging
@@ -30,6 +31,7 @@ from credit_check import (
     ConfigurationError,
     Decision,
     InvalidSubjectId,
+    OutboxError,
     Outcome,
     Subject,
     Transaction,
@@ -340,6 +342,56 @@ def test_check_local_never_calls_the_network(
     cached = checker.check_local(ORG, PROCUREMENT)
     assert cached is not None and cached.outcome is Outcome.DENY
     assert service.calls["lookup"] == 1
+
+
+def test_check_local_async_commits_one_turns_records_together_before_returning(
+    service: FakeService, make_checker: MakeChecker
+) -> None:
+    service.add(entry(ORG))
+    checker = make_checker()
+    outbox, committer = checker._outbox, checker._committer
+    assert outbox is not None and committer is not None
+    commits: list[int] = []
+
+    def counting(items: Any) -> None:
+        commits.append(len(items))
+        outbox.add_data(items)
+
+    committer._commit = counting
+    tx = PROCUREMENT.model_copy(update={"case_id": "CG-async"})
+
+    async def check(code: str) -> Decision | None:
+        decision = await checker.check_local_async(code, tx)
+        # Durable on return: the record is in the outbox file by now.
+        assert decision is not None and outbox.decision(decision.decision_id) is not None
+        return decision
+
+    async def main() -> list[Decision | None]:
+        return list(await asyncio.gather(*(check(c) for c in (THIRD_ORG, CLEAN_ORG,
+                                                              THIRD_ORG))))
+
+    decisions = asyncio.run(main())
+    assert commits == [3]  # three checks in one turn of the loop: one transaction
+    assert all(d is not None and d.outcome is Outcome.ALLOW for d in decisions)
+    assert [r.decision_id for r in checker.checks_for_case("CG-async")] == [
+        d.decision_id for d in decisions if d is not None]
+    assert asyncio.run(checker.check_local_async(ORG, tx)) is None  # a lookup is needed
+    assert service.calls.get("lookup", 0) == 0
+
+
+def test_check_local_async_raises_when_the_record_cannot_be_written(
+    service: FakeService, make_checker: MakeChecker
+) -> None:
+    checker = make_checker()
+    assert checker._outbox is not None
+    checker._outbox.close()
+
+    async def main() -> list[BaseException | Decision | None]:
+        return await asyncio.gather(checker.check_local_async(THIRD_ORG, PROCUREMENT),
+                                    checker.check_local_async(CLEAN_ORG, PROCUREMENT),
+                                    return_exceptions=True)
+
+    assert [type(r) for r in asyncio.run(main())] == [OutboxError, OutboxError]
 
 
 def test_without_a_catalogue_every_check_is_degraded(
