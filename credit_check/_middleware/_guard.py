@@ -24,7 +24,14 @@ from credit_check._middleware import _respond as respond
 from credit_check._middleware._body import BodyProblem, RequestData
 from credit_check._middleware._respond import Reply
 from credit_check._middleware._routes import ExtractionProblem, Extractor, Route
-from credit_check._models import Decision, Outcome, Subject, SubjectKind, Transaction
+from credit_check._models import (
+    Decision,
+    Outcome,
+    Subject,
+    SubjectKind,
+    Transaction,
+    trusted,
+)
 
 logger = logging.getLogger("credit_check.middleware")
 
@@ -141,11 +148,15 @@ class Guard:
 
     def _transaction(self, route: Route, extra: dict[str, str | None]) -> Transaction:
         department = route.department or self.department
-        if not any(extra.values()):
-            # Nothing from the request: the route's one transaction, validated once.
-            cached = self._transactions.get(id(route))
-            if cached is not None and cached[0] is route and cached[1] == department:
-                return cached[2]
+        cached = self._transactions.get(id(route))
+        if cached is not None and cached[0] is route and cached[1] == department:
+            # The route's transaction, validated once; the request only adds plain strings.
+            base = cached[2]
+            if not any(extra.values()):
+                return base
+            made = _with_strings(base, extra)
+            if made is not None:
+                return made
         try:
             transaction = Transaction(scenario=route.scenario, department=department, **extra)
         except ValidationError as exc:
@@ -153,10 +164,14 @@ class Guard:
             ex = getattr(route, loc, None)
             label = ex.label if isinstance(ex, Extractor) else loc
             raise _Refused(respond.bad_field(label, exc.errors()[0]["msg"])) from None
-        if not any(extra.values()):
+        if cached is None or cached[0] is not route or cached[1] != department:
             if len(self._transactions) >= _MAX_ROUTES:
                 self._transactions.clear()  # routes made on the fly: never grow unbounded
-            self._transactions[id(route)] = (route, department, transaction)
+            base = transaction
+            if any(extra.values()):
+                base = Transaction(scenario=route.scenario, department=department,
+                                   **dict.fromkeys(extra))
+            self._transactions[id(route)] = (route, department, base)
         return transaction
 
     def _one(self, ex: Extractor, request: RequestData, *, required: bool) -> str | None:
@@ -268,6 +283,30 @@ class _Refused(Exception):
     def __init__(self, reply: Reply) -> None:
         super().__init__(reply.status)
         self.reply = reply
+
+
+# The limits of the transaction fields a request may fill in.
+_MAX_LENGTH: dict[str, int] = {
+    name: next(m.max_length for m in Transaction.model_fields[name].metadata
+               if hasattr(m, "max_length"))
+    for name in ("case_id", "item_code")}
+
+
+def _with_strings(base: Transaction, extra: dict[str, str | None]) -> Transaction | None:
+    """``base`` with the request's case id and item code, as validating them would make
+    it, or None to leave anything unusual (too long, not UTF-8) to pydantic."""
+    values = base.__dict__.copy()
+    for name, value in extra.items():
+        if value is not None:
+            if type(value) is not str or len(value) > _MAX_LENGTH[name]:
+                return None
+            if not value.isascii():
+                try:
+                    value.encode()
+                except UnicodeEncodeError:  # a lone surrogate, which pydantic refuses
+                    return None
+            values[name] = value
+    return trusted(Transaction, values, set(base.model_fields_set))
 
 
 def _values(ex: Extractor, request: RequestData) -> list[str]:
