@@ -175,7 +175,10 @@ class Guard:
         return transaction
 
     def _one(self, ex: Extractor, request: RequestData, *, required: bool) -> str | None:
-        values = _values(ex, request)
+        try:
+            values = ex.extract(request)
+        except (BodyProblem, ExtractionProblem) as exc:
+            raise _problem(ex, exc) from None
         if values:
             return values[0]
         if required:
@@ -312,10 +315,14 @@ def _with_strings(base: Transaction, extra: dict[str, str | None]) -> Transactio
 def _values(ex: Extractor, request: RequestData) -> list[str]:
     try:
         return ex.extract(request)
-    except BodyProblem as exc:
-        raise _Refused(respond.bad_body(exc.status, str(exc), exc.expected)) from None
-    except ExtractionProblem as exc:
-        raise _Refused(respond.bad_field(ex.label, str(exc))) from None
+    except (BodyProblem, ExtractionProblem) as exc:
+        raise _problem(ex, exc) from None
+
+
+def _problem(ex: Extractor, exc: BodyProblem | ExtractionProblem) -> _Refused:
+    if isinstance(exc, BodyProblem):
+        return _Refused(respond.bad_body(exc.status, str(exc), exc.expected))
+    return _Refused(respond.bad_field(ex.label, str(exc)))
 
 
 def scrub(text: str, ids: Sequence[str]) -> str:

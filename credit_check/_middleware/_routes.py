@@ -96,9 +96,15 @@ class FromJSON(Extractor):
         if self._keys_only:
             node = request.json()
             for part in self._parts:
-                if not isinstance(node, Mapping) or part not in node:
+                # Parsed JSON objects are dicts: the ABC check only for anything else.
+                if type(node) is not dict and not isinstance(node, Mapping):
+                    return []
+                if part not in node:
                     return []
                 node = node[part]
+            if type(node) is str:  # the usual case: one string
+                text = node.strip()
+                return [text] if text else []
             return _strings(node if isinstance(node, list) else (node,), self)
         nodes: list[Any] = [request.json()]
         for part in self._parts:
