@@ -108,7 +108,7 @@ def _illegal(kind: str, code: str, alphabet: str, shown: str) -> None:
             )
 
 
-def _valid_uscc(code: str) -> bool:
+def is_valid_uscc(code: str) -> bool:
     """Whether an 18-character normalised code is a valid USCC, in one pass; False leaves
     telling what is wrong to the checks that name it."""
     try:
@@ -156,7 +156,7 @@ def validate_uscc(text: str, *, allow: Iterable[str] = ()) -> str:
             (of the code or of the organisation code at positions 9-17).
     """
     code = normalize_id(text)
-    if len(code) == 18 and _valid_uscc(code):
+    if len(code) == 18 and is_valid_uscc(code):
         return code  # the usual case
     if not code:
         raise InvalidSubjectId("uscc: empty; enter the 18-character code", field="uscc",

@@ -22,7 +22,14 @@ from pydantic import (
 )
 
 from credit_check._exceptions import CatalogError
-from credit_check._ids import detect_kind, mask_id, validate_id_number, validate_uscc
+from credit_check._ids import (
+    detect_kind,
+    is_valid_uscc,
+    mask_id,
+    normalize_id,
+    validate_id_number,
+    validate_uscc,
+)
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 _M = TypeVar("_M", bound=BaseModel)
@@ -207,6 +214,14 @@ class Subject(BaseModel):
     @classmethod
     def parse(cls, code: str, name: str | None = None, *, allow: Iterable[str] = ()) -> Subject:
         """A subject from a code of either kind, telling the kind by its shape."""
+        if cls is Subject and name is None:
+            # The usual case first: a valid USCC that cannot be read as an id number (its
+            # first 17 characters are not all digits) is an organisation, whatever allow says.
+            text = normalize_id(code)
+            if len(text) == 18 and not text[:17].isdigit() and is_valid_uscc(text):
+                return trusted(cls, {"kind": SubjectKind.ORGANIZATION, "id": text,
+                                     "name": None, "legal_representative": None},
+                               {"kind", "id", "name", "legal_representative"})
         if detect_kind(code) == "person":
             return cls.person(code, name)
         return cls.organization(code, name, allow=allow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import warnings
 
 import pytest
@@ -22,8 +23,9 @@ from credit_check import (
 )
 from credit_check._ids import (
     USCC_ALPHABET,
-    _valid_uscc,
+    detect_kind,
     id_number_check_char,
+    is_valid_uscc,
     org_code_check_char,
     uscc_check_char,
 )
@@ -394,7 +396,7 @@ def _accepted_by_the_named_checks(code: str) -> bool:
 def test_the_one_pass_uscc_check_accepts_exactly_what_the_named_checks_accept(
         code: str) -> None:
     """validate_uscc's shortcut for a valid code never accepts one the full checks reject."""
-    assert _valid_uscc(code) == _accepted_by_the_named_checks(code)
+    assert is_valid_uscc(code) == _accepted_by_the_named_checks(code)
 
 
 def test_the_one_pass_uscc_check_knows_every_org_check_character() -> None:
@@ -405,5 +407,26 @@ def test_the_one_pass_uscc_check_knows_every_org_check_character() -> None:
         code17 = "91350100" + org + check
         seen.add(check)
         code = code17 + uscc_check_char(code17)
-        assert _valid_uscc(code) and validate_uscc(code) == code
+        assert is_valid_uscc(code) and validate_uscc(code) == code
     assert seen == set("0123456789X")
+
+
+@given(st.one_of(valid_usccs(), valid_id_numbers(),
+                 single_char_changes(valid_usccs()).map(lambda pair: pair[1]),
+                 st.sampled_from([*VALID_USCC, *VALID_ID_NUMBERS, PILOT_CODE,
+                                  "110105491231002", "9135-0100M000100Y43 ", ""])))
+def test_parse_tells_the_kind_as_detect_kind_does(code: str) -> None:
+    """Subject.parse's shortcut for a plain USCC gives what the kind-by-shape route gives."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PilotCodeWarning)
+        try:
+            kind = detect_kind(code)
+            expected = (Subject.person(code) if kind == "person"
+                        else Subject.organization(code, allow=[PILOT_CODE]))
+        except InvalidSubjectId as exc:
+            with pytest.raises(InvalidSubjectId, match=re.escape(str(exc))):
+                Subject.parse(code, allow=[PILOT_CODE])
+            return
+        got = Subject.parse(code, allow=[PILOT_CODE])
+    assert got == expected and got.model_fields_set == expected.model_fields_set
+    assert list(got.__dict__.items()) == list(expected.__dict__.items())
