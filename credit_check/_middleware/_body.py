@@ -10,13 +10,15 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
+import json.scanner
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 from urllib.parse import parse_qs
 
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_DECODER = json.JSONDecoder()
+# What JSONDecoder.decode calls (typeshed wants the C scanner as its own context).
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 class BodyProblem(Exception):
@@ -212,9 +214,22 @@ class RequestData:
 
 def _parse_json(body: bytes) -> Any:
     """``json.loads(body)``, without its encoding sniffing when the body plainly starts as
-    UTF-8 JSON text (an object or array whose second byte is not NUL)."""
+    UTF-8 JSON text (an object or array whose second byte is not NUL).
+
+    The shortcut is ``JSONDecoder.decode`` unrolled: no leading whitespace to skip, and the
+    trailing whitespace looked for only when the value ends before the text does.
+    """
     if body[:1] in (b"{", b"[") and body[1:2] != b"\0":
-        return _DECODER.decode(body.decode("utf-8", "surrogatepass"))
+        text = body.decode("utf-8", "surrogatepass")
+        try:
+            value, end = _SCAN(text, 0)
+        except StopIteration as err:
+            raise json.JSONDecodeError("Expecting value", text, err.value) from None
+        if end != len(text):
+            rest = text[end:].lstrip(" \t\n\r")  # JSON's whitespace only
+            if rest:
+                raise json.JSONDecodeError("Extra data", text, len(text) - len(rest))
+        return value
     return json.loads(body)
 
 
@@ -252,10 +267,12 @@ class ASGIHeaders(Mapping[str, str]):
         if self._all is not None or not key.isascii() or key != key.lower():
             return self._decoded().get(key, default)
         want = key.encode("ascii")
+        size = len(want)
         found: str | None = None
         for name, value in self._raw:
             # An ASCII key matches only an ASCII name: no latin-1 letter lower-cases to ASCII.
-            if name == want or name.lower() == want:
+            # bytes.lower() keeps the length, so other lengths need no lower-casing.
+            if len(name) == size and (name == want or name.lower() == want):
                 text = value.decode("latin-1")
                 found = text if found is None else f"{found}, {text}"
         return default if found is None else found

@@ -74,7 +74,9 @@ _JSONISH = st.one_of(
                  | st.dictionaries(st.text(max_size=3), inner, max_size=3)).map(
         lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8")),
     st.sampled_from([b"{", b"[", b"{\x00", b"[\x00\x00\x00", b'{"a": "\xed\xa0\x80"}',
-                     b'{"a": 1} x', b' {"a": 1}', b"\xef\xbb\xbf{}", b'{"a":"\xff"}']),
+                     b'{"a": 1} x', b' {"a": 1}', b"\xef\xbb\xbf{}", b'{"a":"\xff"}',
+                     b'{"a": 1} \r\n\t ', b"[1] \x0c", b"[1]\xc2\xa0", b"{} {}", b"[]]",
+                     b"{} \n x", b"[", b"[]\x00"]),
 )
 
 
