@@ -42,11 +42,17 @@ _ID_CHECK = "10X98765432"
 _SEPARATORS = re.compile(r"[\s\u00a0\u3000\-\u2010-\u2015\u2212\ufe63\uff0d_]+")
 MASK = "********"
 _ALPHABET_SETS: dict[str, frozenset[str]] = {}
-# Per position, each character's weighted value: one lookup per position sums a check,
-# and a KeyError marks a character outside the alphabet. Only USCC characters reach the
-# organisation code's positions (the USCC alphabet is a subset of GB 11714's).
-_USCC_TERMS = tuple({c: v * w for c, v in _USCC_VALUE.items()} for w in _USCC_WEIGHTS)
-_ORG_TERMS = tuple({c: _ORG_VALUE[c] * w for c in USCC_ALPHABET} for w in _ORG_WEIGHTS)
+# Per position of a USCC's first 17, each character's weighted value: one lookup per
+# position sums both checks, and a KeyError marks a character outside the alphabet. The
+# embedded organisation code's terms (positions 9-16; only USCC characters reach them, the
+# USCC alphabet being a subset of GB 11714's) are kept above bit 14, which the USCC sum
+# (at most 17 * 30 * 30) never reaches.
+_ORG_SHIFT = 14
+_USCC_TERMS = tuple(
+    {c: v * w + (_ORG_VALUE[c] * _ORG_WEIGHTS[i - 8] << _ORG_SHIFT if 8 <= i < 16 else 0)
+     for c, v in _USCC_VALUE.items()}
+    for i, w in enumerate(_USCC_WEIGHTS))
+_USCC_SUM = (1 << _ORG_SHIFT) - 1
 _ORG_CHECK = "0X987654321"  # by the weighted sum modulo 11
 _term = dict.__getitem__
 
@@ -113,10 +119,10 @@ def is_valid_uscc(code: str) -> bool:
     telling what is wrong to the checks that name it."""
     try:
         total = sum(map(_term, _USCC_TERMS, code))  # the first 17 characters
-        org = sum(map(_term, _ORG_TERMS, code[8:16]))
     except KeyError:
         return False
-    return code[17] == USCC_ALPHABET[-total % 31] and code[16] == _ORG_CHECK[org % 11]
+    return (code[17] == USCC_ALPHABET[-(total & _USCC_SUM) % 31]
+            and code[16] == _ORG_CHECK[(total >> _ORG_SHIFT) % 11])
 
 
 def validate_org_code(text: str) -> str:
