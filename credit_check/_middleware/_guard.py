@@ -187,10 +187,10 @@ class Guard:
 
     def _parse(self, ex: Extractor, raw: str, *, person: bool = False,
                index: int | None = None) -> Subject:
-        label = ex.label if index is None else f"{ex.label}[{index}]"
         try:
             return Subject.person(raw) if person else Subject.parse(raw, allow=self._pilot)
         except InvalidSubjectId as exc:
+            label = ex.label if index is None else f"{ex.label}[{index}]"
             raise _Refused(respond.invalid_id(label, exc.problem, str(exc))) from None
 
     # -- checking ---------------------------------------------------------------------
@@ -309,7 +309,7 @@ def _with_strings(base: Transaction, extra: dict[str, str | None]) -> Transactio
                 except UnicodeEncodeError:  # a lone surrogate, which pydantic refuses
                     return None
             values[name] = value
-    return trusted(Transaction, values, set(base.model_fields_set))
+    return trusted(Transaction, values, base.__pydantic_fields_set__.copy())
 
 
 def _values(ex: Extractor, request: RequestData) -> list[str]:
