@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from credit_check._middleware._body import ASGIHeaders, RequestData
-from credit_check._middleware._guard import STATE_KEY, CheckerLike, Guard, Plan, Verdict
+from credit_check._middleware._guard import STATE_KEY, CheckerLike, Guard, Verdict
 from credit_check._middleware._respond import HEADER, Reply
 from credit_check._middleware._routes import Route, RouteTable
-from credit_check._models import Decision, Subject, Transaction
 
 _HEADER = HEADER.lower().encode("latin-1")
-_LocalAsync = Callable[[Subject, Transaction], Coroutine[Any, Any, Decision | None]]
 
 
 class CreditCheckASGIMiddleware:
@@ -53,11 +50,6 @@ class CreditCheckASGIMiddleware:
         self.max_body = max_body
         self.guard = Guard(checker, review=review, shadow=shadow, on_error=on_error,
                            department=department)
-        # A Checker's snapshot answer, with its record committed together with those of
-        # the other requests of the same loop turn (see Checker.check_local_async).
-        local_async = getattr(checker, "check_local_async", None)
-        self._local_async: _LocalAsync | None = (
-            local_async if inspect.iscoroutinefunction(local_async) else None)
 
     @property
     def errors(self) -> int:
@@ -91,8 +83,8 @@ class CreditCheckASGIMiddleware:
         plan = guard.plan(route, request)
         if isinstance(plan, Verdict):
             verdict = plan
-        elif self._local_async is not None and not plan.many:
-            verdict = await self._decide(plan, self._local_async)
+        elif guard.local_async is not None:
+            verdict = await guard.decide_async(plan)
         else:
             # The snapshot answer without another coroutine; a lookup goes to a thread.
             verdict = guard.decide_local(plan) or await guard.decide_in_thread(plan)
@@ -105,14 +97,6 @@ class CreditCheckASGIMiddleware:
             await self.app(scope, receive, send)
             return
         await self.app(scope, receive, _AddHeader(send, verdict.header.encode("latin-1")))
-
-    async def _decide(self, plan: Plan, local_async: _LocalAsync) -> Verdict:
-        guard = self.guard
-        try:
-            local = await local_async(plan.subjects[0], plan.transaction)
-        except Exception as exc:  # the host must never crash because the check failed
-            return guard.failed(plan, exc)
-        return guard.verdict(local) if local is not None else await guard.decide_in_thread(plan)
 
     async def _read(self, headers: ASGIHeaders, receive: Receive) -> bytes | Verdict | None:
         declared = headers.get("content-length", "")
