@@ -242,9 +242,7 @@ class Checker:
             InvalidSubjectId: the identifier is invalid.
             OutboxError: the decision could not be recorded durably.
         """
-        if self._pid != os.getpid():
-            self._after_fork_in_child()
-        decision = self._engine.decide_one(self._subject(subject), transaction, Mode.LOCAL)
+        decision = self._decide_local(subject, transaction)
         if decision is not None and self._outbox is not None:
             self._record(decision)
         return decision
@@ -263,13 +261,16 @@ class Checker:
             InvalidSubjectId: the identifier is invalid.
             OutboxError: the decision could not be recorded durably.
         """
-        if self._pid != os.getpid():
-            self._after_fork_in_child()
-        decision = self._engine.decide_one(self._subject(subject), transaction, Mode.LOCAL)
+        decision = self._decide_local(subject, transaction)
         if decision is not None and self._committer is not None:
             await self._committer.record(
                 decision_record_data(decision, department=self._department))
         return decision
+
+    def _decide_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
+        if self._pid != os.getpid():
+            self._after_fork_in_child()
+        return self._engine.decide_one(self._subject(subject), transaction, Mode.LOCAL)
 
     def check_many(
         self, subjects: Iterable[Subject | str], transaction: Transaction
