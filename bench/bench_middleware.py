@@ -28,7 +28,12 @@ no clean-record criterion there, so the snapshot alone decides a not-listed appl
 
 The sandbox runs in this process (the load generator's core), playing the platform.
 
-Run: ``.venv/bin/python bench/bench_middleware.py [--rounds 5] [--seconds 2] [--conns 4]``
+``--baseline DIR`` also runs each middleware variant on another checkout's ``credit_check``
+(e.g. ``git worktree add /tmp/base <rev>``), as ``<variant>@base`` in the same rounds, so a
+change is measured side by side with what it replaces on the same machine at the same time.
+
+Run: ``.venv/bin/python bench/bench_middleware.py [--rounds 5] [--seconds 2] [--conns 4]
+[--baseline DIR]``
 """
 
 from __future__ import annotations
@@ -322,8 +327,12 @@ def _cores() -> tuple[int | None, int | None]:
 
 
 def _start(variant: str, port: int, cpu: int | None, env: dict[str, str],
-           tmp: Path) -> subprocess.Popen[bytes]:
+           tmp: Path, baseline: str | None = None) -> subprocess.Popen[bytes]:
     venv = dict(env, CREDIT_CHECK_DATA_DIR=str(tmp / variant))
+    variant, at, _ = variant.partition("@")
+    if at:  # the other checkout's package first on the path (this file's folder is bench/)
+        assert baseline is not None
+        venv["PYTHONPATH"] = os.pathsep.join(filter(None, [baseline, env.get("PYTHONPATH")]))
     if variant == "real-no-outbox":
         venv["CREDIT_CHECK_FEEDBACK"] = "false"
     return subprocess.Popen([sys.executable, os.path.abspath(__file__), "--serve", variant,
@@ -345,7 +354,7 @@ def _ready(variant: str, proc: subprocess.Popen[bytes], port: int) -> None:
         except OSError:
             time.sleep(0.1)
             continue
-        print(f"  {variant:15s} pid {proc.pid}: {resp.status}, "
+        print(f"  {variant:20s} pid {proc.pid}: {resp.status}, "
               f"X-Credit-Check: {resp.getheader('X-Credit-Check')}")
         return
     raise SystemExit(f"the {variant} server did not answer")
@@ -369,7 +378,8 @@ def under_uvicorn(args: argparse.Namespace, env: dict[str, str],
     try:
         for variant in args.variants:
             ports[variant] = _free_port()
-            procs[variant] = _start(variant, ports[variant], server_cpu, env, tmp)
+            procs[variant] = _start(variant, ports[variant], server_cpu, env, tmp,
+                                    args.baseline)
         for variant in args.variants:
             _ready(variant, procs[variant], ports[variant])
         pids = [p.pid for p in procs.values()]
@@ -420,7 +430,7 @@ def under_uvicorn(args: argparse.Namespace, env: dict[str, str],
 
 
 def _show(r: int, variant: str, m: dict[str, float], ratio: float | None) -> None:
-    line = (f"  round {r + 1} {variant:15s} {m['rps']:8.0f} req/s  server "
+    line = (f"  round {r + 1} {variant:20s} {m['rps']:8.0f} req/s  server "
             f"{m['server_us']:6.1f} µs CPU/req  load generator {m['client_us']:5.1f} µs CPU/req")
     if ratio is not None:
         line += f"  {ratio * 100:5.1f} % of its neighbours"
@@ -438,6 +448,8 @@ def main() -> None:
     parser.add_argument("--skip-in-process", action="store_true")
     parser.add_argument("--scenario", default="procurement",
                         help="the guarded route's scenario (licensing needs clean_since)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also run the middleware variants on DIR's credit_check")
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -451,6 +463,11 @@ def main() -> None:
         return
     if "bare" not in args.variants:
         args.variants.insert(0, "bare")
+    if args.baseline:
+        if not (Path(args.baseline) / "credit_check" / "__init__.py").is_file():
+            parser.error(f"--baseline {args.baseline}: no credit_check package there")
+        args.baseline = os.path.abspath(args.baseline)
+        args.variants += [f"{v}@base" for v in args.variants if v != "bare"]
 
     from credit_check._server import SandboxServer
 
@@ -509,7 +526,9 @@ def _report_rounds(rounds: dict[str, list[dict[str, float]]]) -> None:
         rps = statistics.median(r["rps"] for r in rs)
         cpu = statistics.median(r["server_us"] for r in rs)
         client = statistics.median(r["client_us"] for r in rs)
-        line = (f"  {LABELS[variant]:46s} {rps:8.0f} req/s  {cpu:6.1f} µs server CPU/req "
+        name, at, _ = variant.partition("@")
+        label = LABELS[name] + (" [baseline]" if at else "")
+        line = (f"  {label:57s} {rps:8.0f} req/s  {cpu:6.1f} µs server CPU/req "
                 f"(load generator {client:4.1f})")
         if variant != "bare":
             ratio = statistics.median(r["ratio"] for r in rs)
