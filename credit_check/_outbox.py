@@ -293,29 +293,32 @@ class Outbox:
         return int(n)
 
     def _decode(self, record_id: str, mac: str, blob: bytes) -> dict[str, Any]:
+        return self._parsed(record_id, mac, self._plain(record_id, blob))
+
+    def _plain(self, record_id: str, blob: bytes) -> bytes:
         try:
-            data: dict[str, Any] = json.loads(self._cipher.decrypt(blob, record_id.encode()))
-            data["hmac"] = mac
-        except (CreditCheckError, ValueError) as exc:
-            raise OutboxError(
-                f"feedback record {record_id} cannot be decrypted: the encryption key changed "
-                "or the outbox file is damaged"
-            ) from exc
+            return self._cipher.decrypt(blob, record_id.encode())
+        except CreditCheckError as exc:
+            raise _undecryptable(record_id) from exc
+
+    @staticmethod
+    def _parsed(record_id: str, mac: str, plain: bytes) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(plain)
+        except ValueError as exc:
+            raise _undecryptable(record_id) from exc
+        data["hmac"] = mac
         return data
 
     def _raw(self, record_id: str, mac: str, blob: bytes) -> bytes:
         # The stored canonical JSON with the HMAC put back as its last member, without
         # parsing and re-encoding the record; a MAC that is not plain hex (a damaged
         # column) takes the long way, so the text is always well-formed JSON.
-        if mac.isascii() and mac.isalnum():
-            try:
-                plain = self._cipher.decrypt(blob, record_id.encode())
-            except CreditCheckError as exc:
-                raise OutboxError(f"feedback record {record_id} cannot be decrypted: the "
-                                  "encryption key changed or the outbox file is damaged") from exc
-            if plain.startswith(b"{") and plain.endswith(b"}") and len(plain) > 2:
-                return b"%s,\"hmac\":\"%s\"}" % (plain[:-1], mac.encode())
-        return canonical_json(self._decode(record_id, mac, blob))
+        plain = self._plain(record_id, blob)
+        if (mac.isascii() and mac.isalnum() and len(plain) > 2 and plain.startswith(b"{")
+                and plain.endswith(b"}")):
+            return b"%s,\"hmac\":\"%s\"}" % (plain[:-1], mac.encode())
+        return canonical_json(self._parsed(record_id, mac, plain))
 
     def _model(self, record_id: str, mac: str, blob: bytes) -> FeedbackRecord:
         return FeedbackRecord.model_validate(self._decode(record_id, mac, blob))
@@ -478,6 +481,11 @@ class Outbox:
 
     def __repr__(self) -> str:
         return f"Outbox(path={str(self.path)!r})"
+
+
+def _undecryptable(record_id: str) -> OutboxError:
+    return OutboxError(f"feedback record {record_id} cannot be decrypted: the encryption key "
+                       "changed or the outbox file is damaged")
 
 
 def _fork_hook(ref: weakref.ref[Outbox], when: str) -> None:
