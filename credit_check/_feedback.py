@@ -21,6 +21,7 @@ from credit_check._models import (
     Outcome,
     Transaction,
     describe_validation_error,
+    max_length,
 )
 
 
@@ -89,6 +90,11 @@ def decision_record(decision: Decision, *, department: str) -> FeedbackRecord:
 
 
 _TRANSACTION_FIELDS = tuple(Transaction.model_fields)
+# The limits a record adds to what a Decision already holds (each field's minimum is 1).
+_DEPARTMENT_MAX = max_length(FeedbackRecord, "department")
+_DECISION_ID_MAX = max_length(FeedbackRecord, "decision_id")
+_SUBJECT_ID_MAX = max_length(FeedbackSubject, "id")
+_NAME_MAX = max_length(FeedbackSubject, "name")
 
 
 def decision_record_data(decision: Decision, *, department: str) -> dict[str, Any]:
@@ -104,9 +110,9 @@ def decision_record_data(decision: Decision, *, department: str) -> dict[str, An
     subject = decision.subject
     name = subject.name
     decision_id = decision.decision_id
-    if not (0 < len(department) <= 256 and 0 < len(decision_id) <= 64
-            and decision_id.isprintable() and 0 < len(subject.id) <= 64
-            and (name is None or len(name) <= 512)):
+    if not (0 < len(department) <= _DEPARTMENT_MAX and 0 < len(decision_id) <= _DECISION_ID_MAX
+            and decision_id.isprintable() and 0 < len(subject.id) <= _SUBJECT_ID_MAX
+            and (name is None or len(name) <= _NAME_MAX)):
         data = decision_record(decision, department=department).model_dump(mode="json")
         del data["hmac"]
         return data

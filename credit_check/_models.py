@@ -55,6 +55,12 @@ def trusted(cls: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:
     return m
 
 
+def max_length(model: type[BaseModel], name: str) -> int:
+    """The ``max_length`` a model declares for one of its fields."""
+    return int(next(m.max_length for m in model.model_fields[name].metadata
+                    if getattr(m, "max_length", None) is not None))
+
+
 def to_cst_datetime(value: Any) -> Any:
     """Read a plain date as 00:00 CST and a naive datetime as CST; leave others to pydantic."""
     if isinstance(value, str) and len(value) == 10 and value[4:5] == "-":
@@ -193,9 +199,7 @@ class Subject(BaseModel):
         code = validate_uscc(uscc, allow=allow)
         if cls is Subject and name is None and (rep is None or type(rep) is Subject):
             # Nothing left for pydantic to check: the code is valid (and plain ASCII).
-            return trusted(cls, {"kind": SubjectKind.ORGANIZATION, "id": code, "name": None,
-                                 "legal_representative": rep},
-                           {"kind", "id", "name", "legal_representative"})
+            return _unnamed(SubjectKind.ORGANIZATION, code, rep)
         return cls(kind=SubjectKind.ORGANIZATION, id=code, name=name, legal_representative=rep)
 
     @classmethod
@@ -207,8 +211,7 @@ class Subject(BaseModel):
         """
         code = validate_id_number(id_number)
         if cls is Subject and name is None:
-            return trusted(cls, {"kind": SubjectKind.PERSON, "id": code, "name": None,
-                                 "legal_representative": None}, {"kind", "id", "name"})
+            return _unnamed(SubjectKind.PERSON, code, None)
         return cls(kind=SubjectKind.PERSON, id=code, name=name)
 
     @classmethod
@@ -219,9 +222,7 @@ class Subject(BaseModel):
             # first 17 characters are not all digits) is an organisation, whatever allow says.
             text = normalize_id(code)
             if len(text) == 18 and not text[:17].isdigit() and is_valid_uscc(text):
-                return trusted(cls, {"kind": SubjectKind.ORGANIZATION, "id": text,
-                                     "name": None, "legal_representative": None},
-                               {"kind", "id", "name", "legal_representative"})
+                return _unnamed(SubjectKind.ORGANIZATION, text, None)
         if detect_kind(code) == "person":
             return cls.person(code, name)
         return cls.organization(code, name, allow=allow)
@@ -241,6 +242,17 @@ class Subject(BaseModel):
         if self.legal_representative is not None:
             data["legal_representative"] = self.legal_representative.public_dict()
         return data
+
+
+def _unnamed(kind: SubjectKind, code: str, rep: Subject | None) -> Subject:
+    # A Subject with no name from a valid code (and a valid representative or None), as
+    # Subject.organization / Subject.person validating it would make it: an organisation
+    # is given its representative (None included), a person is not.
+    given = {"kind", "id", "name"}
+    if kind is SubjectKind.ORGANIZATION:
+        given.add("legal_representative")
+    return trusted(Subject, {"kind": kind, "id": code, "name": None,
+                             "legal_representative": rep}, given)
 
 
 class ListEntry(BaseModel):

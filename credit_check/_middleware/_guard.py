@@ -31,6 +31,7 @@ from credit_check._models import (
     Subject,
     SubjectKind,
     Transaction,
+    max_length,
     trusted,
 )
 
@@ -181,10 +182,7 @@ class Guard:
         return transaction
 
     def _one(self, ex: Extractor, request: RequestData, *, required: bool) -> str | None:
-        try:
-            values = ex.extract(request)
-        except (BodyProblem, ExtractionProblem) as exc:
-            raise _problem(ex, exc) from None
+        values = _values(ex, request)
         if values:
             return values[0]
         if required:
@@ -304,10 +302,7 @@ class _Refused(Exception):
 
 
 # The limits of the transaction fields a request may fill in.
-_MAX_LENGTH: dict[str, int] = {
-    name: next(m.max_length for m in Transaction.model_fields[name].metadata
-               if hasattr(m, "max_length"))
-    for name in ("case_id", "item_code")}
+_MAX_LENGTH = {name: max_length(Transaction, name) for name in ("case_id", "item_code")}
 
 
 def _with_strings(base: Transaction, extra: dict[str, str | None]) -> Transaction | None:
@@ -330,14 +325,10 @@ def _with_strings(base: Transaction, extra: dict[str, str | None]) -> Transactio
 def _values(ex: Extractor, request: RequestData) -> list[str]:
     try:
         return ex.extract(request)
-    except (BodyProblem, ExtractionProblem) as exc:
-        raise _problem(ex, exc) from None
-
-
-def _problem(ex: Extractor, exc: BodyProblem | ExtractionProblem) -> _Refused:
-    if isinstance(exc, BodyProblem):
-        return _Refused(respond.bad_body(exc.status, str(exc), exc.expected))
-    return _Refused(respond.bad_field(ex.label, str(exc)))
+    except BodyProblem as exc:
+        raise _Refused(respond.bad_body(exc.status, str(exc), exc.expected)) from None
+    except ExtractionProblem as exc:
+        raise _Refused(respond.bad_field(ex.label, str(exc))) from None
 
 
 def scrub(text: str, ids: Sequence[str]) -> str:
