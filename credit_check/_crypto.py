@@ -27,6 +27,9 @@ from credit_check._exceptions import ConfigurationError, CreditCheckError, Inval
 PREFIX_BYTES = 4
 SNAPSHOT_CONTEXT = b"credit-check/snapshot/v1\n"
 CATALOG_CONTEXT = b"credit-check/catalog/v1\n"
+# Protocol v1.1 (DESIGN §9.2): a second signature beside the first, over the freshness fields.
+SNAPSHOT_CONTEXT_V2 = b"credit-check/snapshot/v2\n"
+CATALOG_CONTEXT_V2 = b"credit-check/catalog/v2\n"
 FEEDBACK_CONTEXT = b"credit-check/feedback/v1"
 
 
@@ -70,6 +73,34 @@ def snapshot_message(version: int, checksum: str) -> bytes:
 def catalog_message(catalog: dict[str, Any]) -> bytes:
     """What the service signs for a catalogue: its canonical JSON."""
     return CATALOG_CONTEXT + canonical_json(catalog)
+
+
+def snapshot_message_v2(
+    *, version: int, checksum: str, issued_at: str, catalog_serial: int, epoch: int,
+    since: int | None = None, changed: str = "", lifted: Iterable[str] = (),
+) -> bytes:
+    """What the service signs as ``signature_v2`` of a snapshot or delta answer (v1.1).
+
+    It binds the answer to the moment it was issued (``issued_at``, the answering
+    instance's clock, ISO 8601), to the current catalogue ``serial`` and to the database
+    ``epoch``, so a replayed or frozen answer cannot pass for a fresh one; and, for a
+    delta, to its ``since`` and the re-screening hints ``changed`` (base64 packed
+    prefixes, as sent) and ``lifted`` (entry ids) of DESIGN §9.3.
+    """
+    return SNAPSHOT_CONTEXT_V2 + canonical_json({
+        "version": version, "checksum": checksum, "issued_at": issued_at,
+        "catalog_serial": catalog_serial, "epoch": epoch, "since": since,
+        "changed": changed, "lifted": sorted(lifted),
+    })
+
+
+def catalog_message_v2(catalog: dict[str, Any], *, serial: int, epoch: int,
+                       schema: int) -> bytes:
+    """What the service signs as ``signature_v2`` of a catalogue answer (v1.1): the
+    catalogue with its ``serial`` (only ever increasing), ``epoch`` and required
+    ``schema``."""
+    return CATALOG_CONTEXT_V2 + canonical_json(
+        {"catalog": catalog, "serial": serial, "epoch": epoch, "schema": schema})
 
 
 def b64e(data: bytes) -> str:

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CreditCheckError(Exception):
     """Base class of every error raised by credit-check."""
@@ -67,7 +69,17 @@ class InvalidServiceData(ServiceError):
 
 
 class OutboxError(CreditCheckError):
-    """The feedback outbox could not store or read a record."""
+    """The feedback outbox could not store or read a record.
+
+    Attributes:
+        decision: when ``check()`` made a decision but could not record it, that Decision
+            (DESIGN rule 13: a decision that was made is enforced; a DENY is refused even
+            when its record could not be written). None otherwise.
+    """
+
+    def __init__(self, message: str, *, decision: Any = None) -> None:
+        super().__init__(message)
+        self.decision = decision
 
 
 class UnknownDecision(CreditCheckError, KeyError):
