@@ -36,6 +36,32 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
+def create_exclusive(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` (mode 0600) unless it exists: written whole and
+    fsynced under a temporary name, then linked into place, so no reader ever sees it
+    half-written and of processes racing only the first wins. True when we created it.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return True
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 class DataDir:
     """A directory (created with mode 0700) holding the SDK's local state."""
 
@@ -58,23 +84,24 @@ class DataDir:
 
         Uses ``CREDIT_CHECK_ENCRYPTION_KEY`` when given; otherwise a key file in the data
         directory, generated (mode 0600) on first use with a warning, because a key kept
-        beside the data protects only against copies of the database file alone.
+        beside the data protects only against copies of the database file alone. Processes
+        starting together agree on one key: the first to link its key file into place wins
+        and every other reads the winner's.
         """
         if key_text:
             return FieldCipher.from_text(key_text)
         path = self.file(KEY_FILE)
-        if path.exists():
-            try:
-                return FieldCipher.from_text(path.read_text())
-            except OSError as exc:
-                raise ConfigurationError(f"cannot read the key file {str(path)!r}") from exc
-        logger.warning(
-            "CREDIT_CHECK_ENCRYPTION_KEY is not set: generated a key file %s (mode 0600). "
-            "Set the variable from a secret store in production.", path
-        )
-        key = os.urandom(32)
-        write_private(path, base64.b64encode(key))
-        return FieldCipher(key)
+        if not path.exists():
+            key = base64.b64encode(os.urandom(32))
+            if create_exclusive(path, key):
+                logger.warning(
+                    "CREDIT_CHECK_ENCRYPTION_KEY is not set: generated a key file %s (mode "
+                    "0600). Set the variable from a secret store in production.", path)
+                return FieldCipher.from_text(key.decode())
+        try:
+            return FieldCipher.from_text(path.read_text())
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read the key file {str(path)!r}") from exc
 
     def service_key(self, pinned: str | None, published: str | None = None) -> Ed25519PublicKey | None:
         """The service's Ed25519 key to verify snapshots and catalogues against.
