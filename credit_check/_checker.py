@@ -19,22 +19,21 @@ from credit_check._checker_types import CheckerStatus, DecisionGroup
 from credit_check._crypto import feedback_key
 from credit_check._datadir import DataDir
 from credit_check._engine import Engine, Mode
-from credit_check._exceptions import UnknownDecision
-from credit_check._feedback import decision_record_data, outcome_record
+from credit_check._exceptions import ConfigurationError, OutboxError, UnknownDecision
+from credit_check._feedback import outcome_record, post_check_record
 from credit_check._lookup import LookupClient
-from credit_check._loop_commit import LoopCommitter
-from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transaction
+from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transaction, max_length
 from credit_check._outbox import Outbox
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
-from credit_check._sender import OutboxSender
+from credit_check._roles import FOLLOWER_LOCK, RoleLock
 from credit_check._settings import FallbackPolicy, Settings
 from credit_check._sync import Syncer
 from credit_check._transport import Transport
 
 logger = logging.getLogger("credit_check")
 
-OUTBOX_FILE = "outbox.sqlite3"
 POST_CHECK_FILE = "postcheck.sqlite3"
+_DEPARTMENT_MAX = max_length(FeedbackRecord, "department")
 
 
 def _now() -> dt.datetime:
@@ -74,7 +73,11 @@ class Checker:
 
     Args:
         on_post_check: called with ``(original, new)`` when a post-check changes the
-            outcome or finds a hit.
+            outcome or finds a hit (in the one process of the data directory that holds
+            the follower role).
+        sender: run this process's share of the sender role (a thread that delivers the
+            data directory's feedback while this process holds the role). False for web
+            workers when ``credit-check outbox run`` delivers as a sidecar.
         clock: the time source for decisions and cache ages (tests).
         start: start the background sync and feedback threads.
         settings: a complete :class:`Settings`; keyword settings override it.
@@ -108,6 +111,7 @@ class Checker:
         on_post_check: Callable[[Decision, Decision], None] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         start: bool = True,
+        sender: bool = True,
         settings: Settings | None = None,
     ) -> None:
         options: dict[str, Any] = {
@@ -139,9 +143,10 @@ class Checker:
             connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
             verify=settings.verify, ca_bundle=settings.ca_bundle,
         )
+        if len(self._department) > _DEPARTMENT_MAX:
+            raise ConfigurationError(
+                f"CREDIT_CHECK_DEPARTMENT: at most {_DEPARTMENT_MAX} characters")
         self._outbox: Outbox | None = None
-        self._sender: OutboxSender | None = None
-        self._committer: LoopCommitter | None = None
         self._queue: PostCheckQueue | None = None
         try:
             store = DataDir(settings.data_dir)
@@ -161,16 +166,17 @@ class Checker:
             self._engine = Engine(
                 syncer=self._syncer, cache=self._cache,
                 lookup=LookupClient(self._transport, retries=settings.lookup_retries),
-                fallback=policy, queue=self._queue, clock=self._clock,
+                fallback=policy, on_degraded=self._queue_post_check, clock=self._clock,
             )
             if settings.feedback:
-                self._outbox = Outbox(store.file(OUTBOX_FILE), cipher=cipher,
+                self._outbox = Outbox(store.path, cipher=cipher,
                                       hmac_key=feedback_key(api_key))
-                self._sender = OutboxSender(self._outbox, self._transport)
-                self._committer = LoopCommitter(self._outbox.add_data, self._wake_sender)
+                if sender:
+                    self._outbox.attach_sender(self._transport)
             self._post_checks = PostCheckRunner(
-                self._queue, self._engine, department=self._department,
-                outbox=self._outbox, on_post_check=on_post_check, wake=self._wake_sender,
+                self._queue, recheck=self._recheck,
+                record=self._record_post_check if self._outbox is not None else None,
+                role=RoleLock(store.file(FOLLOWER_LOCK)), on_post_check=on_post_check,
             )
         except BaseException:
             self._release()
@@ -211,7 +217,9 @@ class Checker:
         A subject whose prefix is not in the snapshot is decided locally; a prefix hit is
         confirmed online (cached). If the service cannot answer and nothing usable is
         cached, the scenario's fallback applies (``degraded=True``) and a post-check is
-        queued. The decision is written to the feedback outbox before this returns.
+        queued. The decision's record is on disk (the data directory's journal) before
+        this returns; when it cannot be written, the decision is still made and enforced
+        by the caller: :class:`OutboxError` carries it (DESIGN rule 13).
 
         Args:
             subject: a :class:`Subject`, or an identifier string (parsed by kind).
@@ -222,14 +230,15 @@ class Checker:
 
         Raises:
             InvalidSubjectId: the identifier is invalid (before any I/O).
-            OutboxError: the decision could not be recorded durably.
+            OutboxError: the decision could not be recorded durably; its ``decision``
+                attribute holds the Decision (a DENY must still be refused).
         """
         if self._pid != os.getpid():
             self._after_fork_in_child()
         decision = self._engine.decide_one(self._subject(subject), transaction, Mode.NORMAL)
         assert decision is not None  # NORMAL mode always decides
         if self._outbox is not None:
-            self._record(decision)
+            self._outbox.write_decision(decision, self._department)
         return decision
 
     def check_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
@@ -240,31 +249,11 @@ class Checker:
 
         Raises:
             InvalidSubjectId: the identifier is invalid.
-            OutboxError: the decision could not be recorded durably.
+            OutboxError: the decision could not be recorded durably (carrying it).
         """
         decision = self._decide_local(subject, transaction)
         if decision is not None and self._outbox is not None:
-            self._record(decision)
-        return decision
-
-    async def check_local_async(self, subject: Subject | str,
-                                transaction: Transaction) -> Decision | None:
-        """:meth:`check_local` for a coroutine (the ASGI middleware's way).
-
-        The decision is made at once, in the loop's thread, as :meth:`check_local` makes
-        it. Its record is committed together with those of the other checks this event
-        loop makes in the same turn, in one transaction, and this returns once the record
-        is on disk: the same guarantee, for much less work per check when requests arrive
-        together.
-
-        Raises:
-            InvalidSubjectId: the identifier is invalid.
-            OutboxError: the decision could not be recorded durably.
-        """
-        decision = self._decide_local(subject, transaction)
-        if decision is not None and self._committer is not None:
-            await self._committer.record(
-                decision_record_data(decision, department=self._department))
+            self._outbox.write_decision(decision, self._department)
         return decision
 
     def _decide_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
@@ -280,26 +269,36 @@ class Checker:
 
         Raises:
             InvalidSubjectId: any identifier is invalid (before any I/O).
-            OutboxError: a decision could not be recorded durably.
+            OutboxError: a decision could not be recorded durably; its ``decision``
+                attribute holds the whole :class:`DecisionGroup`.
         """
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = [self._subject(s) for s in subjects]
-        decisions = [d for d in self._engine.decide_many(parsed, transaction, Mode.NORMAL)
-                     if d is not None]
+        group = DecisionGroup(d for d in self._engine.decide_many(parsed, transaction,
+                                                                   Mode.NORMAL) if d is not None)
         if self._outbox is not None:
-            for d in decisions:
-                self._record(d)
-        return DecisionGroup(decisions)
+            for d in group:
+                try:
+                    self._outbox.write_decision(d, self._department)
+                except OutboxError as exc:
+                    raise OutboxError(str(exc), decision=group) from exc
+        return group
 
-    def _record(self, decision: Decision) -> None:
+    def _queue_post_check(self, decision: Decision) -> None:
+        assert self._queue is not None
+        self._queue.add(decision)
+
+    def _recheck(self, original: Decision) -> Decision:
+        new = self._engine.decide_many([original.subject], original.transaction, Mode.STRICT)[0]
+        assert new is not None  # STRICT mode decides or raises
+        return new
+
+    def _record_post_check(self, original: Decision, new: Decision) -> None:
         assert self._outbox is not None
-        self._outbox.add_data([decision_record_data(decision, department=self._department)])
-        self._wake_sender()
-
-    def _wake_sender(self, count: int = 1) -> None:
-        if self._sender is not None:
-            self._sender.wake(count)
+        self._outbox.write(post_check_record(new, previous=original,
+                                             original_decision_id=original.decision_id,
+                                             department=self._department))
 
     # -- feedback ----------------------------------------------------------------------
 
@@ -324,8 +323,7 @@ class Checker:
             raise UnknownDecision(f"decision {decision_id!r} was not made by this checker")
         record = outcome_record(original, result=result, note=note, operator=operator,
                                 now=self._clock())
-        self._outbox.add(record)
-        self._wake_sender()
+        self._outbox.write(record)
         record_id: str = record.record_id
         return record_id
 
@@ -365,9 +363,7 @@ class Checker:
         if syncer.last_success_at and (engine.last_error_at or 0.0) < syncer.last_success_at:
             errors.pop()  # a later good sync shows the service is back
         last = max((e for e in errors if e[1]), default=(0.0, None))[1]
-        outbox_pending = None
-        if self._outbox is not None:
-            outbox_pending = self._outbox.status().pending
+        outbox = self._outbox.status() if self._outbox is not None else None
         assert self._queue is not None
         return CheckerStatus(
             ready=self.ready,
@@ -375,16 +371,21 @@ class Checker:
             snapshot_age=(time.time() - syncer.snapshot_at) if syncer.snapshot_at else None,
             catalog_version=catalog.catalog.version if catalog is not None else None,
             last_error=last,
-            outbox_pending=outbox_pending,
+            outbox_pending=outbox.pending if outbox is not None else None,
             post_check_pending=self._queue.size(),
+            outbox_undecryptable=outbox.undecryptable if outbox is not None else 0,
+            outbox_damaged=outbox.damaged if outbox is not None else (),
+            outbox_dead_lettered=outbox.dead_lettered if outbox is not None else 0,
+            sender_pid=outbox.sender_pid if outbox is not None else None,
+            post_check_set_aside=self._queue.set_aside_count(),
         )
 
     # -- threads, fork, close ----------------------------------------------------------
 
     def _start_threads(self) -> None:
         self._syncer.start()
-        if self._sender is not None:
-            self._sender.start()
+        if self._outbox is not None and self._outbox.sender is not None:
+            self._outbox.sender.start()
 
     def _after_fork_in_child(self) -> None:
         # The parent's threads do not exist here and its locks may be held forever.
@@ -392,8 +393,6 @@ class Checker:
             return
         self._pid = os.getpid()
         self._cache.reset_lock()
-        if self._committer is not None:
-            self._committer.reset()
         self._syncer.after_fork_in_child()
         if self._queue is not None:
             self._queue.reset_lock()
@@ -411,10 +410,8 @@ class Checker:
         self._release(timeout)
 
     def _release(self, timeout: float = 5.0) -> None:
-        if self._sender is not None:
-            self._sender.close(timeout)
         if self._outbox is not None:
-            self._outbox.close()
+            self._outbox.close(timeout)
         if self._queue is not None:
             self._queue.close()
         self._transport.close()

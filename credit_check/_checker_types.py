@@ -23,6 +23,13 @@ class CheckerStatus:
         last_error: the most recent sync or lookup failure, cleared by a good sync.
         outbox_pending: feedback records not yet delivered (None without feedback).
         post_check_pending: degraded decisions waiting for a post-check.
+        outbox_undecryptable: records kept aside because they do not decrypt with the
+            current key (an error: see ``credit-check outbox status`` and ``salvage``).
+        outbox_damaged: damaged outbox files moved aside, awaiting ``outbox salvage``.
+        outbox_dead_lettered: records the service rejected.
+        sender_pid: the process of this data directory that delivers feedback, if any.
+        post_check_set_aside: queued degraded decisions that cannot be post-checked (they
+            do not decrypt or parse); an error, kept for an operator.
     """
 
     ready: bool
@@ -32,6 +39,11 @@ class CheckerStatus:
     last_error: str | None
     outbox_pending: int | None
     post_check_pending: int
+    outbox_undecryptable: int = 0
+    outbox_damaged: tuple[str, ...] = ()
+    outbox_dead_lettered: int = 0
+    sender_pid: int | None = None
+    post_check_set_aside: int = 0
 
 
 class DecisionGroup(Sequence[Decision]):

@@ -22,7 +22,7 @@ _COMMANDS = {
     "check": "credit_check._cli_check:check",
     "check-file": "credit_check._cli_check:check_file",
     "demo": "credit_check._demo:run",
-    "outbox": "credit_check._outbox_cli:outbox",
+    "outbox": "credit_check._outbox._cli:outbox",
 }
 
 
@@ -65,9 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the end-to-end demo on an embedded sandbox")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
-    p = sub.add_parser("outbox", help="inspect or flush the feedback outbox")
-    p.add_argument("action", choices=["status", "flush"])
-    p.add_argument("--timeout", type=float, default=30.0, help="flush: seconds to try")
+    p = sub.add_parser("outbox", help="the feedback outbox: status, flush, run the sender, "
+                                      "salvage records")
+    p.add_argument("action", choices=["status", "flush", "run", "salvage"],
+                   help="status; flush (deliver now); run (the data directory's sender as "
+                        "its own process); salvage [FILE] (recover records)")
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="salvage: a damaged outbox copy or a journal (default: retry the "
+                        "records kept aside in the live outbox)")
+    p.add_argument("--key", metavar="BASE64",
+                   help="salvage: another encryption key to try (the key of the time)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="flush: seconds to try; run: seconds to deliver on stop")
     p.add_argument("--json", action="store_true", help="print as JSON")
     return parser
 

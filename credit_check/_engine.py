@@ -30,7 +30,6 @@ from credit_check._models import (
     to_cst_datetime,
     trusted,
 )
-from credit_check._postcheck import PostCheckQueue
 from credit_check._rules import clean_years, decide, fallback_decision, time_signature
 from credit_check._settings import FallbackPolicy
 from credit_check._sync import Syncer
@@ -118,14 +117,14 @@ class Engine:
         cache: LookupCache,
         lookup: LookupClient,
         fallback: FallbackPolicy,
-        queue: PostCheckQueue,
+        on_degraded: Callable[[Decision], None],
         clock: Callable[[], dt.datetime],
     ) -> None:
         self._syncer = syncer
         self._cache = cache
         self._lookup = lookup
         self._fallback = fallback
-        self._queue = queue
+        self._on_degraded = on_degraded
         self._clock = clock
         self._plan: _Plan | None = None
         self._memo: dict[tuple[object, ...], _Memo] = {}
@@ -350,7 +349,7 @@ class Engine:
 
     def _enqueue(self, decision: Decision) -> None:
         try:
-            self._queue.add(decision)
+            self._on_degraded(decision)
         except OutboxError as exc:
             # The decision stands; losing its post-check is logged loudly, not raised.
             self.last_error, self.last_error_at = f"post-check queue: {exc}", time.time()

@@ -1,15 +1,15 @@
 """Builders of execution-feedback records (执行反馈, DESIGN §8): one per check, one per
 reported case outcome, one per post-check (补查). Pure functions: no I/O, no clock.
+(The request path writes a decision's record in a compact form instead; the outbox's
+``_codec`` turns it into exactly what :func:`decision_record` gives.)
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-from typing import Any
+import uuid
 
 from pydantic import ValidationError
-from pydantic_core import to_jsonable_python
 
 from credit_check._exceptions import OutboxError
 from credit_check._models import (
@@ -19,22 +19,24 @@ from credit_check._models import (
     FeedbackRecord,
     FeedbackSubject,
     Outcome,
-    Transaction,
     describe_validation_error,
-    max_length,
 )
+
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:credit-check:feedback-record")
 
 
 def new_record_id() -> str:
-    """A fresh record id: random (uuid4 hex), so ids never collide across processes.
+    """A fresh random record id (uuid4 hex): for records a decision may have several of
+    (case outcomes)."""
+    return uuid.uuid4().hex
 
-    Made as ``uuid.uuid4().hex`` is, from 16 bytes of ``os.urandom`` with the version and
-    variant bits set, without building a UUID object (a third of the cost).
-    """
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
+
+def record_id_for(kind: str, decision_id: str) -> str:
+    """The id of the one record of ``kind`` a decision has (``decision``, ``post_check``):
+    a name-based UUID (version 5) of the decision id, so a record written twice (a re-run
+    after a crash, two processes post-checking one decision) is one record to the service,
+    which de-duplicates by id."""
+    return uuid.uuid5(_NAMESPACE, f"{kind}:{decision_id}").hex
 
 
 def _subject(decision: Decision) -> FeedbackSubject:
@@ -72,7 +74,7 @@ def decision_record(decision: Decision, *, department: str) -> FeedbackRecord:
             too long); the message names the field.
     """
     return _build(
-        record_id=new_record_id(),
+        record_id=record_id_for("decision", decision.decision_id),
         kind=FeedbackKind.DECISION,
         decision_id=decision.decision_id,
         department=department,
@@ -87,59 +89,6 @@ def decision_record(decision: Decision, *, department: str) -> FeedbackRecord:
         created_at=decision.decided_at,
         operator=decision.transaction.operator,
     )
-
-
-_TRANSACTION_FIELDS = tuple(Transaction.model_fields)
-# The limits a record adds to what a Decision already holds (each field's minimum is 1).
-_DEPARTMENT_MAX = max_length(FeedbackRecord, "department")
-_DECISION_ID_MAX = max_length(FeedbackRecord, "decision_id")
-_SUBJECT_ID_MAX = max_length(FeedbackSubject, "id")
-_NAME_MAX = max_length(FeedbackSubject, "name")
-
-
-def decision_record_data(decision: Decision, *, department: str) -> dict[str, Any]:
-    """The ``decision`` record as :func:`decision_record` would give it, in its JSON form
-    without ``hmac`` (``record.model_dump(mode="json")`` less that key), built directly.
-
-    Every field comes from a Decision, a Transaction and a Subject that pydantic validated
-    already, so the record needs no second validation unless one of the few limits the
-    record adds could fail (department, decision id, subject id and name lengths): then
-    this takes the model's way, which raises :class:`OutboxError` naming the field.
-    ``tests/test_feedback.py`` holds the two ways equal.
-    """
-    subject = decision.subject
-    name = subject.name
-    decision_id = decision.decision_id
-    if not (0 < len(department) <= _DEPARTMENT_MAX and 0 < len(decision_id) <= _DECISION_ID_MAX
-            and decision_id.isprintable() and 0 < len(subject.id) <= _SUBJECT_ID_MAX
-            and (name is None or len(name) <= _NAME_MAX)):
-        data = decision_record(decision, department=department).model_dump(mode="json")
-        del data["hmac"]
-        return data
-    transaction = decision.transaction
-    tx = {field: getattr(transaction, field) for field in _TRANSACTION_FIELDS}
-    tx["scenario"] = transaction.scenario.value
-    return {
-        "record_id": new_record_id(),
-        "kind": "decision",
-        "decision_id": decision_id,
-        "department": department,
-        "transaction": tx,
-        "subject": {"kind": subject.kind.value, "id": subject.id, "name": name},
-        "matches": [{"entry_id": e.entry_id, "list_code": e.list_code,
-                     "list_kind": e.list_kind.value, "status": e.status.value,
-                     "subject_id": e.subject_id} for e in decision.matches],
-        "measures": [m.model_dump(mode="json") for m in decision.measures],
-        "outcome": decision.outcome.value,
-        "degraded": decision.degraded,
-        "catalog_version": decision.catalog_version,
-        "data_version": decision.data_version,
-        "created_at": to_jsonable_python(decision.decided_at),
-        "result": None,
-        "note": None,
-        "operator": transaction.operator,
-        "previous_outcome": None,
-    }
 
 
 def outcome_record(decision: FeedbackRecord, *, result: str, note: str | None,
@@ -189,6 +138,7 @@ def post_check_record(decision: Decision, *, previous: Outcome | Decision,
     before = previous.outcome if isinstance(previous, Decision) else Outcome(previous)
     record = decision_record(decision, department=department)
     return record.model_copy(update={
+        "record_id": record_id_for("post_check", original_decision_id),
         "kind": FeedbackKind.POST_CHECK,
         "decision_id": original_decision_id,
         "previous_outcome": before,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_check._crypto import FieldCipher, feedback_key
+from credit_check._feedback import record_id_for
 from credit_check._models import (
     CST,
     Decision,
@@ -61,8 +62,34 @@ def make_decision(
     )
 
 
-def make_outbox(path: Path, *, api_key: str = API_KEY, **kwargs: Any) -> Outbox:
-    return Outbox(path, cipher=FieldCipher(CIPHER_KEY), hmac_key=feedback_key(api_key), **kwargs)
+def make_outbox(directory: Path, *, api_key: str = API_KEY, **kwargs: Any) -> Outbox:
+    """The outbox of a data directory, with the tests' fixed key."""
+    return Outbox(directory, cipher=FieldCipher(CIPHER_KEY), hmac_key=feedback_key(api_key),
+                  **kwargs)
+
+
+def write(outbox: Outbox, i: int = 0, **kwargs: Any) -> str:
+    """Record ``make_decision(i)``; the record id it gets."""
+    decision = make_decision(i, **kwargs)
+    outbox.write_decision(decision, "d")
+    return record_id_for("decision", decision.decision_id)
+
+
+def import_new(outbox: Outbox) -> int:
+    """Import what the journals hold now; how many records were new."""
+    from credit_check._outbox._importer import Importer
+
+    return Importer(outbox.journal_dir, outbox.store, FieldCipher(CIPHER_KEY),
+                    feedback_key(API_KEY)).run(max_records=10**9)
+
+
+def import_all(outbox: Outbox) -> list[Any]:
+    """Import every journal into the store (what the sender does first); the records
+    claimed from the store afterwards, in order."""
+    import_new(outbox)
+    claimed = outbox.store.claim(10**9, lease=0.0, owner="tests:0")
+    outbox.store.release([c.seq for c in claimed])
+    return claimed
 
 
 def org_id(i: int) -> str:

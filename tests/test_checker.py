@@ -4,7 +4,6 @@ rule 9's fallback and post-check, feedback and configuration errors."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import logging
@@ -30,6 +29,7 @@ from credit_check import (
     Checker,
     ConfigurationError,
     Decision,
+    DecisionGroup,
     InvalidSubjectId,
     OutboxError,
     Outcome,
@@ -344,54 +344,23 @@ def test_check_local_never_calls_the_network(
     assert service.calls["lookup"] == 1
 
 
-def test_check_local_async_commits_one_turns_records_together_before_returning(
+def test_a_decision_whose_record_cannot_be_written_is_raised_with_the_decision(
     service: FakeService, make_checker: MakeChecker
 ) -> None:
     service.add(entry(ORG))
     checker = make_checker()
-    outbox, committer = checker._outbox, checker._committer
-    assert outbox is not None and committer is not None
-    commits: list[int] = []
-
-    def counting(items: Any) -> None:
-        commits.append(len(items))
-        outbox.add_data(items)
-
-    committer._commit = counting
-    tx = PROCUREMENT.model_copy(update={"case_id": "CG-async"})
-
-    async def check(code: str) -> Decision | None:
-        decision = await checker.check_local_async(code, tx)
-        # Durable on return: the record is in the outbox file by now.
-        assert decision is not None and outbox.decision(decision.decision_id) is not None
-        return decision
-
-    async def main() -> list[Decision | None]:
-        return list(await asyncio.gather(*(check(c) for c in (THIRD_ORG, CLEAN_ORG,
-                                                              THIRD_ORG))))
-
-    decisions = asyncio.run(main())
-    assert commits == [3]  # three checks in one turn of the loop: one transaction
-    assert all(d is not None and d.outcome is Outcome.ALLOW for d in decisions)
-    assert [r.decision_id for r in checker.checks_for_case("CG-async")] == [
-        d.decision_id for d in decisions if d is not None]
-    assert asyncio.run(checker.check_local_async(ORG, tx)) is None  # a lookup is needed
-    assert service.calls.get("lookup", 0) == 0
-
-
-def test_check_local_async_raises_when_the_record_cannot_be_written(
-    service: FakeService, make_checker: MakeChecker
-) -> None:
-    checker = make_checker()
+    checker.check(ORG, PROCUREMENT)  # cached: the next check decides without the network
     assert checker._outbox is not None
-    checker._outbox.close()
-
-    async def main() -> list[BaseException | Decision | None]:
-        return await asyncio.gather(checker.check_local_async(THIRD_ORG, PROCUREMENT),
-                                    checker.check_local_async(CLEAN_ORG, PROCUREMENT),
-                                    return_exceptions=True)
-
-    assert [type(r) for r in asyncio.run(main())] == [OutboxError, OutboxError]
+    checker._outbox.journal.close()  # every write now fails, as on a full disk
+    for call in (checker.check, checker.check_local):
+        with pytest.raises(OutboxError, match="could not be recorded") as caught:
+            call(ORG, PROCUREMENT)
+        assert isinstance(caught.value.decision, Decision)
+        assert caught.value.decision.outcome is Outcome.DENY  # made, and to be enforced
+    with pytest.raises(OutboxError) as group:
+        checker.check_many([ORG, THIRD_ORG], PROCUREMENT)
+    assert isinstance(group.value.decision, DecisionGroup)
+    assert group.value.decision.outcome is Outcome.DENY
 
 
 def test_without_a_catalogue_every_check_is_degraded(
@@ -610,5 +579,6 @@ def test_every_decision_is_in_the_outbox_before_check_returns(
         record = outbox.decision(decision.decision_id)
         assert record is not None and record.outcome is decision.outcome
     assert checker.status().outbox_pending == 3
-    assert checker._sender is not None and checker._sender.flush(5)
+    assert checker._outbox is not None and checker._outbox.sender is not None
+    assert checker._outbox.sender.flush(5)
     assert {r["decision_id"] for r in service.feedback} >= {d.decision_id, local.decision_id}

@@ -10,9 +10,9 @@ from _outbox_child import PERSON, PERSON_NAME, make_decision
 from credit_check._exceptions import OutboxError
 from credit_check._feedback import (
     decision_record,
-    decision_record_data,
     outcome_record,
     post_check_record,
+    record_id_for,
 )
 from credit_check._models import (
     CST,
@@ -39,7 +39,7 @@ def test_decision_record_carries_everything_the_service_needs() -> None:
     assert [m.entry_id for m in r.matches] == ["court:3"] and r.matches[0].subject_id == PERSON
     assert r.outcome is Outcome.DENY and r.created_at == d.decided_at
     assert (r.catalog_version, r.data_version, r.degraded) == ("2026.1", "17", False)
-    assert r.hmac == ""  # signed by Outbox.add
+    assert r.hmac == ""  # signed by the outbox's sender
 
 
 def _with_measure(d: Decision) -> Decision:
@@ -57,23 +57,21 @@ def _with_measure(d: Decision) -> Decision:
                                                                     case_id=None),
     _with_measure(make_decision(6)),
 ], ids=["person-listed", "organization-listed", "not-listed-no-case", "with-measure"])
-def test_the_fast_record_equals_the_models_json_form(decision: Decision) -> None:
-    slow = decision_record(decision, department="财政局").model_dump(mode="json")
-    del slow["hmac"]
-    fast = decision_record_data(decision, department="财政局")
-    assert fast["record_id"] != slow["record_id"] and len(fast["record_id"]) == 32
-    fast["record_id"] = slow["record_id"]
-    assert fast == slow and list(fast) == list(slow)
+def test_the_compact_form_makes_exactly_the_models_record(decision: Decision) -> None:
+    from credit_check._outbox._codec import pack_decision, record_data
+
+    model = decision_record(decision, department="财政局").model_dump(mode="json")
+    del model["hmac"]
+    assert record_data(pack_decision(decision, "财政局")) == model
 
 
-def test_the_fast_record_takes_the_models_way_to_refuse_what_it_would_refuse() -> None:
-    with pytest.raises(OutboxError, match="department"):
-        decision_record_data(make_decision(), department="局" * 257)
-
-
-def test_each_decision_record_gets_a_fresh_id() -> None:
+def test_a_decision_has_one_decision_record_id_and_one_post_check_record_id() -> None:
     d = make_decision()
-    assert decision_record(d, department="x").record_id != decision_record(d, department="x").record_id
+    first, again = decision_record(d, department="x"), decision_record(d, department="y")
+    assert first.record_id == again.record_id == record_id_for("decision", d.decision_id)
+    assert record_id_for("post_check", d.decision_id) != first.record_id
+    assert record_id_for("decision", make_decision().decision_id) != first.record_id
+    assert len(first.record_id) == 32 and int(first.record_id, 16) >= 0
 
 
 def test_outcome_record_links_to_the_decision() -> None:
@@ -105,5 +103,6 @@ def test_post_check_record_is_linked_to_the_degraded_decision(previous: str) -> 
                           department="财政局")
     assert r.kind is FeedbackKind.POST_CHECK
     assert r.decision_id == degraded.decision_id
+    assert r.record_id == record_id_for("post_check", degraded.decision_id)
     assert r.previous_outcome is Outcome.ALLOW and r.outcome is Outcome.DENY
     assert [m.entry_id for m in r.matches] == ["court:1"]

@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 import responses
-from _outbox_child import API_KEY, CIPHER_KEY, make_decision, make_outbox
+from _outbox_child import API_KEY, CIPHER_KEY, import_all, make_outbox, write
 
 from credit_check._cli import main
-from credit_check._feedback import decision_record
-from credit_check._outbox import OUTBOX_FILE
 
 BASE = "http://list.test"
 
@@ -30,11 +28,11 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def filled(env: Path) -> Path:
-    with make_outbox(env / OUTBOX_FILE) as outbox:
+    with make_outbox(env) as outbox:
         for i in range(3):
-            outbox.add(decision_record(make_decision(i), department="d"))
-        claimed = outbox.claim(1, lease=0, owner="me")
-        outbox.dead_letter([(claimed[0].seq, "hmac does not verify")])
+            write(outbox, i)
+        claimed = import_all(outbox)
+        outbox.store.dead_letter([(claimed[0].seq, "hmac does not verify")])
     return env
 
 

@@ -1,5 +1,6 @@
 """Crash test: a process making checks is SIGKILLed at random moments, again and again;
-every check it completed (printed after ``Outbox.add`` returned) reaches the service once.
+every check it completed (printed after ``check()`` returned, so after its record was
+written to the journal) reaches the service once.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ import pytest
 import requests
 from _outbox_child import make_outbox
 
-from credit_check._outbox import OUTBOX_FILE
-from credit_check._sender import OutboxSender
 from credit_check._server import SandboxServer
 from credit_check._transport import Transport
 
@@ -88,16 +87,18 @@ def test_no_completed_check_is_lost_across_random_kills(tmp_path: Path, sandbox:
         printed.extend(lines)
     assert kills >= MIN_KILLS and len(printed) >= MIN_CHECKS, (kills, len(printed))
 
-    outbox_file = data_dir / OUTBOX_FILE
-    with make_outbox(outbox_file, api_key=sandbox.demo_key) as outbox:
+    with make_outbox(data_dir, api_key=sandbox.demo_key) as outbox:
         transport = Transport(sandbox.base_url, sandbox.demo_key, read_timeout=30)
-        sender = OutboxSender(outbox, transport, batch_size=500, backoff=0.05, max_backoff=0.5)
+        sender = outbox.attach_sender(transport, batch_size=500, backoff=0.05,
+                                      max_backoff=0.5)
         try:
             assert sender.flush(60.0)
         finally:
             sender.close(1.0)
             transport.close()
-        assert outbox.status().dead_lettered == 0
+        status = outbox.status()
+        assert (status.dead_lettered, status.undecryptable) == (0, 0)
+        assert list((data_dir / "journal").iterdir()) == []  # every journal imported
 
     got = Counter(r["decision_id"] for r in received_records(sandbox) if r["kind"] == "decision")
     missing = [d for d in printed if got[d] == 0]

@@ -3,7 +3,6 @@ Retry-After, partial acceptance, dead letters, batch splitting, the background t
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import os
@@ -15,11 +14,12 @@ from typing import Any
 import pytest
 import requests
 import responses
-from _outbox_child import PERSON, PERSON_NAME, make_decision, make_outbox
+from _outbox_child import API_KEY, PERSON, PERSON_NAME, make_decision, make_outbox, write
 
+from credit_check._crypto import feedback_key, record_hmac
 from credit_check._feedback import decision_record
-from credit_check._outbox import Outbox
-from credit_check._sender import OutboxSender, clean_reason
+from credit_check._outbox import Outbox, Sender, clean_reason
+from credit_check._server import SandboxServer
 from credit_check._transport import Transport
 
 BASE = "http://list.test"
@@ -59,7 +59,7 @@ def service() -> Iterator[Service]:
 
 @pytest.fixture
 def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with make_outbox(tmp_path / "outbox.db") as ob:
+    with make_outbox(tmp_path / "data") as ob:
         yield ob
 
 
@@ -71,14 +71,13 @@ def transport() -> Iterator[Transport]:
 
 
 def fill(outbox: Outbox, n: int) -> list[str]:
-    return [outbox.add(decision_record(make_decision(i), department="d")).record_id
-            for i in range(n)]
+    return [write(outbox, i) for i in range(n)]
 
 
-def sender(outbox: Outbox, transport: Transport, **kw: Any) -> OutboxSender:
+def sender(outbox: Outbox, transport: Transport, **kw: Any) -> Sender:
     options: dict[str, Any] = {"backoff": 0.05, "max_backoff": 0.2, "max_delay": 0.01}
     options.update(kw)
-    return OutboxSender(outbox, transport, **options)
+    return outbox.attach_sender(transport, **options)
 
 
 def test_records_are_sent_in_order_and_never_again_once_acknowledged(
@@ -104,9 +103,12 @@ def test_the_sent_records_carry_the_full_signed_record(
         return Service.accept_all(records)
 
     service.handler = keep
-    record = outbox.add(decision_record(make_decision(), department="d"))
+    decision = make_decision()
+    outbox.write_decision(decision, "d")
     assert sender(outbox, transport).flush(2.0)
-    assert got == [record.model_dump(mode="json")]
+    expected = decision_record(decision, department="d").model_dump(mode="json")
+    expected["hmac"] = record_hmac(feedback_key(API_KEY), expected)
+    assert got == [expected]
     assert got[0]["subject"] == {"kind": "person", "id": PERSON, "name": PERSON_NAME}
 
 
@@ -221,12 +223,11 @@ def test_the_background_thread_sends_woken_records_and_stops_on_close(
     s.start()  # idempotent
     try:
         for i in range(12):
-            outbox.add(decision_record(make_decision(i), department="d"))
-            s.wake()
+            outbox.write_decision(make_decision(i), "d")  # wakes the sender
         deadline = time.monotonic() + 5
-        while outbox.pending_count() and time.monotonic() < deadline:
+        while outbox.status().pending and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert outbox.pending_count() == 0
+        assert outbox.status().pending == 0
     finally:
         s.close(1.0)
     assert len(service.sent) == 12
@@ -242,13 +243,12 @@ def test_a_steady_stream_of_records_goes_out_in_full_batches(
     s.start()
     try:
         for i in range(300):
-            outbox.add(decision_record(make_decision(i), department="d"))
-            s.wake()
+            outbox.write_decision(make_decision(i), "d")
             time.sleep(0.001)
         deadline = time.monotonic() + 10
-        while outbox.pending_count() and time.monotonic() < deadline:
+        while outbox.status().pending and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert outbox.pending_count() == 0
+        assert outbox.status().pending == 0
     finally:
         s.close(1.0)
     assert len(service.sent) == 300 and len(set(service.sent)) == 300
@@ -265,7 +265,7 @@ def test_close_leaves_undelivered_records_for_the_next_start(
     start = time.monotonic()
     s.close(0.3)
     assert time.monotonic() - start < 3
-    assert outbox.pending_count() == 3
+    assert outbox.status().pending == 3
     service.handler = Service.accept_all
     again = sender(outbox, transport)
     again.start()
@@ -281,11 +281,6 @@ def test_clean_reason_masks_id_numbers_and_bounds_length() -> None:
 
 # -- against the real sandbox service ------------------------------------------------------
 
-# The sandbox service lands separately; until then these tests are skipped.
-SandboxServer: Any = getattr(importlib.import_module("credit_check._server"), "SandboxServer", None)
-needs_sandbox = pytest.mark.skipif(SandboxServer is None, reason="no sandbox service")
-
-
 def received(server: Any) -> list[dict[str, Any]]:
     resp = requests.get(server.base_url + "/v1/admin/feedback", timeout=30,
                         headers={"Authorization": f"Bearer {server.admin_key}"})
@@ -294,7 +289,6 @@ def received(server: Any) -> list[dict[str, Any]]:
     return records
 
 
-@needs_sandbox
 def test_records_queue_during_an_outage_and_arrive_in_order_after_it(tmp_path: Path) -> None:
     db = str(tmp_path / "sandbox.db")
     server = SandboxServer(db_path=db, demo=True, port=0)
@@ -302,19 +296,17 @@ def test_records_queue_during_an_outage_and_arrive_in_order_after_it(tmp_path: P
     port = int(server.base_url.rsplit(":", 1)[1].split("/")[0])
     key = server.demo_key
     transport = Transport(server.base_url, key, retries=0, connect_timeout=0.5)
-    with make_outbox(tmp_path / "outbox.db", api_key=key) as ob:
-        s = OutboxSender(ob, transport, batch_size=50, max_delay=0.01, backoff=0.05,
-                         max_backoff=0.3)
+    with make_outbox(tmp_path / "data", api_key=key) as ob:
+        s = ob.attach_sender(transport, batch_size=50, max_delay=0.01, backoff=0.05,
+                             max_backoff=0.3)
         s.start()
         try:
             ids = fill(ob, 60)
             assert s.flush(10.0)
             server.stop()
-            for i in range(300):  # the service is down: adds still succeed at once
-                ids.append(ob.add(decision_record(make_decision(i), department="d")).record_id)
-                s.wake()
+            ids += fill(ob, 300)  # the service is down: writes still succeed at once
             time.sleep(0.5)
-            assert ob.pending_count() == 300
+            assert ob.store.pending_count() == 300
             server = SandboxServer(db_path=db, demo=True, port=port)
             server.start()
             assert s.flush(20.0)
@@ -328,7 +320,6 @@ def test_records_queue_during_an_outage_and_arrive_in_order_after_it(tmp_path: P
     assert got == ids
 
 
-@needs_sandbox
 def test_a_record_the_service_rejects_is_dead_lettered_without_blocking_others(
     tmp_path: Path,
 ) -> None:
@@ -336,12 +327,13 @@ def test_a_record_the_service_rejects_is_dead_lettered_without_blocking_others(
     server.start()
     transport = Transport(server.base_url, server.demo_key, retries=0)
     try:
-        with make_outbox(tmp_path / "outbox.db", api_key=server.demo_key) as ob, \
-                make_outbox(tmp_path / "outbox.db", api_key="not-the-key") as wrong:
+        with make_outbox(tmp_path / "data", api_key=server.demo_key) as ob:
             good = fill(ob, 3)
-            bad = wrong.add(decision_record(make_decision(), department="d")).record_id
+            bad = decision_record(make_decision(), department="d").model_dump(mode="json")
+            bad["outcome"] = "maybe"  # not an outcome: the service refuses this record alone
+            ob.write(bad)
             good += fill(ob, 300)
-            s = OutboxSender(ob, transport, batch_size=100, backoff=0.05)
+            s = ob.attach_sender(transport, batch_size=100, backoff=0.05)
             assert s.flush(10.0)
             s.close(1.0)
             status = ob.status()
@@ -350,8 +342,8 @@ def test_a_record_the_service_rejects_is_dead_lettered_without_blocking_others(
         transport.close()
         server.stop()
     assert (status.dead_lettered, status.delivered) == (1, 303)
-    assert "hmac" in status.dead_reasons[0][0].lower()
-    assert set(good) <= got and bad not in got
+    assert "outcome" in status.dead_reasons[0][0].lower()
+    assert set(good) <= got and bad["record_id"] not in got
 
 
 def test_a_forked_child_restarts_its_own_sender_thread(
@@ -365,7 +357,7 @@ def test_a_forked_child_restarts_its_own_sender_thread(
             ok = s._thread is None  # the parent's thread does not exist here
             s.start()
             ok = ok and s._thread is not None and s._thread.is_alive()
-            ok = ok and s._owner.startswith(f"{os.getpid()}:")
+            ok = ok and s.owner.startswith(f"{os.getpid()}:")
             s.close(0.5)
             os._exit(0 if ok else 1)
         assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0

@@ -205,7 +205,7 @@ class Sender:
         if self._closed:
             return
         self._check_fork()
-        if self.role.held:
+        if timeout > 0 and self._take_role():  # else another process delivers
             try:
                 if not self.flush(timeout):
                     logger.info("feedback outbox: records remain pending; the next sender "

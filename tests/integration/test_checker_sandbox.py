@@ -154,7 +154,8 @@ def test_outage_degrades_then_the_post_check_reports_the_hit(
         [(original, new)] = seen
         assert original.decision_id == degraded.decision_id
         assert new.outcome is Outcome.DENY and not new.degraded
-        assert checker._sender is not None and checker._sender.flush(10)
+        assert checker._outbox is not None and checker._outbox.sender is not None
+        assert checker._outbox.sender.flush(10)
         records = admin(revived, "GET", "/v1/admin/feedback")["records"]
         post = [r for r in records if r["kind"] == "post_check"]
         assert post and post[0]["outcome"] == "deny"
