@@ -1,18 +1,37 @@
-"""Checker.check() cost against the real sandbox over loopback, side by side with the naive
-way (one HTTP lookup per check), plus check_many and the outbox's added latency.
+"""Checker.check() cost side by side in one run: the outbox off, the default durable check
+(the decision record in the journal before check() returns), and the naive integration
+(one HTTP lookup per check); their ratios, p99 at a steady rate with delivery running, and
+the delivery rate to the sandbox with both sides' CPU.
 
-Targets (issue 4): not-listed with a warm snapshot ≤ 10 µs p50; listed with a warm cache
-≤ 15 µs p50; ≥ 100× faster than naive for not-listed; check_many(1,000, 2 % listed)
-≤ 100 ms in one batch round trip.
+The sandbox runs in its own process (the other core), playing the platform.
 
-    .venv/bin/python bench/bench_checker.py [--n 20000]
+1. Tight loop, not listed, warm snapshot: outbox off and durable, interleaved in rounds
+   (``--rounds`` × ``--n`` checks each); p50 is the median of the round medians.
+2. Steady rate (DESIGN §10): ``--rate`` checks/s (default 1,000) for ``--steady`` checks
+   (default 10,000) with the checker's sender delivering meanwhile; p50, p99 and p99/p50,
+   for both configurations.
+3. Naive: one ``GET /v1/subjects/{id}`` and the same rulebook per check.
+4. Delivery: ``--deliver`` records written by checks into a data dir whose checker runs no
+   sender, then one sender delivers them all (``Sender.flush``): records/s, and the CPU
+   seconds per 1,000 records spent by the sender (this process) and by the sandbox.
+5. check_many(1,000; 2 % listed), and a listed subject on a warm cache.
+
+Targets (issue 13): durable p50 ≤ 2× outbox-off p50; ≥ 100× faster than naive; durable
+p99 ≤ 10× its p50 at the steady rate; delivery ≥ 20,000 records/s.
+
+    .venv/bin/python bench/bench_checker.py [--n 20000] [--rounds 5] [--deliver 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import random
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +44,8 @@ from credit_check import Checker, Subject, Transaction
 from credit_check._ids import org_code_check_char, uscc_check_char
 from credit_check._models import CST, Catalog, SubjectLookup
 from credit_check._rules import decide
-from credit_check._server import SandboxServer
+
+DEPARTMENT = "示范市行政审批局"
 
 
 def random_uscc(rng: random.Random) -> str:
@@ -35,9 +55,9 @@ def random_uscc(rng: random.Random) -> str:
     return head + uscc_check_char(head)
 
 
-def percentiles(samples_ns: list[int]) -> tuple[float, float]:
+def pct(samples_ns: list[int], q: float) -> float:
     s = sorted(samples_ns)
-    return s[len(s) // 2] / 1000, s[int(len(s) * 0.99)] / 1000
+    return s[min(len(s) - 1, int(len(s) * q))] / 1000
 
 
 def timed(fn: Callable[[], object], n: int) -> list[int]:
@@ -50,17 +70,71 @@ def timed(fn: Callable[[], object], n: int) -> list[int]:
     return out
 
 
+def paced(fn: Callable[[], object], n: int, rate: float) -> list[int]:
+    """``n`` calls at ``rate`` per second (each at its scheduled moment), their latencies."""
+    out = []
+    clock = time.perf_counter_ns
+    step = 1e9 / rate
+    start = clock()
+    for i in range(n):
+        due = start + i * step
+        while (now := clock()) < due:
+            if due - now > 200_000:
+                time.sleep((due - now - 100_000) / 1e9)
+        t0 = clock()
+        fn()
+        out.append(clock() - t0)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Sandbox:
+    """``credit-check serve --demo`` in its own process."""
+
+    def __init__(self, tmp: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.admin_key = "bench-admin-key"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "credit_check._cli", "serve", "--demo", "--db",
+             str(tmp / "sandbox.db"), "--port", str(self.port), "--admin-key",
+             self.admin_key, "--json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        info = json.loads(self.proc.stdout.readline())
+        self.demo_key, self.public_key = info["demo_api_key"], info["public_key"]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(self.base_url + "/v1/keys", timeout=1,
+                             headers={"Authorization": f"Bearer {self.demo_key}"})
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("the sandbox did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20000, help="checks per measurement")
+    parser.add_argument("--n", type=int, default=20000, help="checks per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rate", type=float, default=1000.0, help="steady checks/s")
+    parser.add_argument("--steady", type=int, default=10000, help="checks at the steady rate")
+    parser.add_argument("--deliver", type=int, default=100_000, help="records to deliver")
     args = parser.parse_args()
     rng = random.Random(11)
     tmp = Path(tempfile.mkdtemp(prefix="bench-checker-"))
-    (tmp / "sandbox").mkdir()
-    server = SandboxServer(tmp / "sandbox" / "sandbox.db", demo=True, port=0)
-    server.start()
-    admin = {"Authorization": f"Bearer {server.admin_key}"}
-    # 20 listed subjects of 1,000 for the check_many measurement (2 %).
+    sandbox = Sandbox(tmp)
+    admin = {"Authorization": f"Bearer {sandbox.admin_key}"}
     listed = [random_uscc(rng) for _ in range(20)]
     entries = [{
         "entry_id": f"BENCH-{i}", "list_code": "tax.major_violation", "list_kind": "black",
@@ -68,73 +142,115 @@ def main() -> int:
         "issuing_department": "某市税务局", "basis_document": f"税稽〔2026〕{i}号",
         "reason": "bench", "effective_from": "2026-01-01", "status": "active",
     } for i, code in enumerate(listed)]
-    r = requests.post(f"{server.base_url}/v1/admin/entries", json={"entries": entries},
-                      headers=admin, timeout=30)
-    r.raise_for_status()
-    from credit_check._server._demo import SHOWCASE
-
+    requests.post(f"{sandbox.base_url}/v1/admin/entries", json={"entries": entries},
+                  headers=admin, timeout=30).raise_for_status()
     tx = Transaction(scenario="procurement", case_id="BENCH-1")
-    results: list[tuple[str, float, float]] = []
+    clean = [Subject.organization(random_uscc(rng)) for _ in range(4000)]
+    lines: list[tuple[str, str]] = []
+
+    def checker(name: str, **options: object) -> Checker:
+        made = Checker(base_url=sandbox.base_url, api_key=sandbox.demo_key,
+                       department=DEPARTMENT, data_dir=tmp / name,
+                       service_public_key=sandbox.public_key, **options)  # type: ignore[arg-type]
+        assert made.wait_ready(15), "checker not ready"
+        return made
+
     try:
-        for feedback in (False, True):
-            checker = Checker(base_url=server.base_url, api_key=server.demo_key,
-                              department="示范市行政审批局", data_dir=tmp / f"checker-{feedback}",
-                              service_public_key=server.public_key, feedback=feedback)
-            with checker:
-                assert checker.wait_ready(15), "checker not ready"
-                clean = [Subject.organization(random_uscc(rng)) for _ in range(2000)]
-                for s in clean[:200]:
-                    checker.check(s, tx)
+        off, on = checker("off", feedback=False), checker("on")
+        for c in (off, on):
+            for s in clean[:500]:
+                c.check(s, tx)
+        # 1. Tight loop, interleaved rounds.
+        medians: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(args.rounds):
+            for name, c in (("off", off), ("on", on)):
                 it = iter(clean * (args.n // len(clean) + 1))
-                p50, p99 = percentiles(timed(lambda: checker.check(next(it), tx), args.n))
-                label = "outbox on" if feedback else "outbox off"
-                results.append((f"check() not listed, warm snapshot ({label})", p50, p99))
-                hit = Subject.organization(SHOWCASE["court_defaulter_org"])
-                checker.check(hit, tx)
-                p50, p99 = percentiles(timed(lambda: checker.check(hit, tx), args.n))
-                results.append((f"check() listed, warm cache ({label})", p50, p99))
-                if not feedback:
-                    samples = []
-                    for _ in range(5):
-                        # Fresh not-listed subjects each round; the listed ones are cached
-                        # after the first round, so later rounds show the warm case.
-                        fresh = [Subject.organization(random_uscc(rng)) for _ in range(980)]
-                        fresh += [Subject.organization(c) for c in listed]
-                        t0 = time.perf_counter_ns()
-                        group = checker.check_many(fresh, tx)
-                        samples.append(time.perf_counter_ns() - t0)
-                        assert sum(d.outcome.value == "deny" for d in group) == 20
-                    samples.sort()
-                    results.append(("check_many(1,000; 2 % listed), cold cache, ms",
-                                    samples[len(samples) // 2] / 1e6, samples[-1] / 1e6))
-        # The naive way: one HTTP lookup per check, then the same rulebook.
+                medians[name].append(pct(timed(lambda c=c, it=it: c.check(next(it), tx),
+                                               args.n), 0.5))
+        p50_off, p50_on = statistics.median(medians["off"]), statistics.median(medians["on"])
+        lines.append(("check() not listed, outbox off, p50 (tight loop)", f"{p50_off:.1f} µs"))
+        lines.append(("check() not listed, durable (default), p50 (tight loop)",
+                      f"{p50_on:.1f} µs"))
+        # 2. Steady rate with delivery running.
+        steady: dict[str, tuple[float, float]] = {}
+        for name, c in (("off", off), ("on", on)):
+            it = iter(clean * (args.steady // len(clean) + 1))
+            samples = paced(lambda c=c, it=it: c.check(next(it), tx), args.steady, args.rate)
+            steady[name] = (pct(samples, 0.5), pct(samples, 0.99))
+        for name in ("off", "on"):
+            p50, p99 = steady[name]
+            label = "outbox off" if name == "off" else "durable, sender delivering"
+            lines.append((f"check() at {args.rate:,.0f}/s, {label}: p50 / p99",
+                          f"{p50:.1f} / {p99:.1f} µs  (p99/p50 {p99 / p50:.1f}x)"))
+        delivered_on = on.status().outbox_pending
+        lines.append(("records still pending after the steady run (delivered meanwhile)",
+                      str(delivered_on)))
+        # 5. Listed subject, warm cache; check_many.
+        from credit_check._server._demo import SHOWCASE
+
+        hit = Subject.organization(SHOWCASE["court_defaulter_org"])
+        on.check(hit, tx)
+        lines.append(("check() listed, warm cache, durable, p50",
+                      f"{pct(timed(lambda: on.check(hit, tx), args.n), 0.5):.1f} µs"))
+        times = []
+        for _ in range(5):
+            fresh = [Subject.organization(random_uscc(rng)) for _ in range(980)]
+            fresh += [Subject.organization(code) for code in listed]
+            t0 = time.perf_counter_ns()
+            group = on.check_many(fresh, tx)
+            times.append(time.perf_counter_ns() - t0)
+            assert sum(d.outcome.value == "deny" for d in group) == 20
+        lines.append(("check_many(1,000; 2 % listed), durable, median",
+                      f"{statistics.median(times) / 1e6:.1f} ms"))
+        off.close()
+        on.close()
+        # 3. Naive.
         session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {server.demo_key}"
-        catalog = Catalog.load(session.get(f"{server.base_url}/v1/catalog", timeout=5)
+        session.headers["Authorization"] = f"Bearer {sandbox.demo_key}"
+        catalog = Catalog.load(session.get(f"{sandbox.base_url}/v1/catalog", timeout=5)
                                .json()["catalog"])
-        clean_ids = [random_uscc(rng) for _ in range(500)]
+        codes = [random_uscc(rng) for _ in range(500)]
 
         def naive() -> None:
-            code = clean_ids[rng.randrange(len(clean_ids))]
-            body = session.get(f"{server.base_url}/v1/subjects/{code}", timeout=5).json()
+            code = codes[rng.randrange(len(codes))]
+            body = session.get(f"{sandbox.base_url}/v1/subjects/{code}", timeout=5).json()
             lookup = SubjectLookup.model_validate(body)
             decide(subject=Subject.organization(code), transaction=tx, catalog=catalog,
                    now=dt.datetime.now(CST), decision_id="x", entries=lookup.entries,
                    clean_since=lookup.clean_since, data_version=lookup.data_version)
 
-        p50, p99 = percentiles(timed(naive, min(args.n, 2000)))
-        results.append(("naive: one HTTP lookup per check, not listed", p50, p99))
+        p50_naive = pct(timed(naive, 2000), 0.5)
+        lines.append(("naive: one HTTP lookup per check, p50", f"{p50_naive:.1f} µs"))
+        # 4. Delivery.
+        writer = checker("deliver", sender=False)
+        for i in range(args.deliver):
+            writer.check(clean[i % len(clean)], tx)
+        assert writer._outbox is not None
+        box = writer._outbox
+        sender = box.attach_sender(writer._transport, batch_size=500)
+        me0, sb0 = time.process_time(), cpu_seconds(sandbox.proc.pid)
+        t0 = time.perf_counter()
+        done = sender.flush(600)
+        elapsed = time.perf_counter() - t0
+        me1, sb1 = time.process_time(), cpu_seconds(sandbox.proc.pid)
+        sender.close(0.0)
+        writer.close(0.0)
+        rate = args.deliver / elapsed
+        lines.append((f"delivery of {args.deliver:,} records to the sandbox",
+                      f"{rate:,.0f} records/s ({elapsed:.1f} s, all delivered: {done})"))
+        lines.append(("  CPU per 1,000 records: sender (import, sign, send) / sandbox intake",
+                      f"{(me1 - me0) / args.deliver * 1000 * 1000:.0f} ms / "
+                      f"{(sb1 - sb0) / args.deliver * 1000 * 1000:.0f} ms"))
     finally:
-        server.stop()
-    print(f"{'measurement':<58} {'p50':>10} {'p99':>10}")
-    for name, p50, p99 in results:
-        unit = "" if name.endswith("ms") else " µs"
-        print(f"{name:<58} {p50:>9.1f}{unit:<1} {p99:>9.1f}{unit}")
-    fast = next(p for n, p, _ in results if n.startswith("check() not listed") and "off" in n)
-    slow = next(p for n, p, _ in results if n.startswith("naive"))
-    print(f"speed-up over naive (p50, not listed, outbox off): {slow / fast:,.0f}x (target ≥ 100x)")
-    on = next(p for n, p, _ in results if n.startswith("check() not listed") and "on)" in n)
-    print(f"outbox write added to check() p50: {on - fast:.1f} µs")
+        sandbox.stop()
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
+    p99_on = steady["on"][1] / steady["on"][0]
+    print(f"\ndurable / outbox-off p50: {p50_on / p50_off:.2f}x (target ≤ 2x)")
+    print(f"naive / durable p50:      {p50_naive / p50_on:,.0f}x (target ≥ 100x)")
+    print(f"durable p99 / p50 at {args.rate:,.0f}/s: {p99_on:.1f}x (target ≤ 10x)")
+    print(f"delivery:                 {rate:,.0f} records/s (target ≥ 20,000)")
     return 0
 
 

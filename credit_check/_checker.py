@@ -75,9 +75,10 @@ class Checker:
         on_post_check: called with ``(original, new)`` when a post-check changes the
             outcome or finds a hit (in the one process of the data directory that holds
             the follower role).
-        sender: run this process's share of the sender role (a thread that delivers the
-            data directory's feedback while this process holds the role). False for web
-            workers when ``credit-check outbox run`` delivers as a sidecar.
+        sender: (also a setting, ``CREDIT_CHECK_SENDER``) run a sender thread here: it
+            delivers the whole data directory's feedback while this process holds the
+            sender role. False for web workers when ``credit-check outbox run`` delivers
+            as a sidecar.
         clock: the time source for decisions and cache ages (tests).
         start: start the background sync and feedback threads.
         settings: a complete :class:`Settings`; keyword settings override it.
@@ -111,7 +112,7 @@ class Checker:
         on_post_check: Callable[[Decision, Decision], None] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         start: bool = True,
-        sender: bool = True,
+        sender: bool | None = None,
         settings: Settings | None = None,
     ) -> None:
         options: dict[str, Any] = {
@@ -122,6 +123,7 @@ class Checker:
             "max_stale": max_stale, "cache_size": cache_size, "sync_interval": sync_interval,
             "connect_timeout": connect_timeout, "read_timeout": read_timeout,
             "lookup_retries": lookup_retries, "verify": verify, "ca_bundle": ca_bundle,
+            "sender": sender,
             "pilot_codes": tuple(pilot_codes) if isinstance(pilot_codes, (list, set, frozenset))
             else pilot_codes,
         }
@@ -171,7 +173,7 @@ class Checker:
             if settings.feedback:
                 self._outbox = Outbox(store.path, cipher=cipher,
                                       hmac_key=feedback_key(api_key))
-                if sender:
+                if settings.sender:
                     self._outbox.attach_sender(self._transport)
             self._post_checks = PostCheckRunner(
                 self._queue, recheck=self._recheck,

@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import logging
 import os
 import threading
 import time
 import weakref
 from pathlib import Path
+
+logger = logging.getLogger("credit_check")
 
 SENDER_LOCK = "sender.lock"
 FOLLOWER_LOCK = "follower.lock"
@@ -44,14 +47,19 @@ class RoleLock:
         with self._lock:
             if self.held:
                 return True
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except OSError as exc:  # no room for the lock file: nobody can take the role
+                logger.warning("cannot open the role lock %s: %s", self.path, exc)
+                return False
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(fd)
                 return False
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            with contextlib.suppress(OSError):  # the pid is for display only
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, str(os.getpid()).encode(), 0)
             self._fd, self._pid = fd, os.getpid()
             return True
 

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = None
     service_public_key: str | None = None
     feedback: bool = True
+    sender: bool = True
     listed_ttl: float = Field(default=60.0, gt=0)
     not_listed_ttl: float = Field(default=300.0, gt=0)
     max_stale: float = Field(default=6 * 3600.0, ge=0)

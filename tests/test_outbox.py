@@ -227,3 +227,23 @@ def test_the_helper_key_matches_an_outbox_built_by_hand(tmp_path: Path) -> None:
         outbox.write_decision(decision, "d")
     with make_outbox(tmp_path) as outbox:
         assert outbox.decision(decision.decision_id) is not None
+
+
+def test_prune_deletes_only_delivered_records_past_the_retention_period(
+        tmp_path: Path) -> None:
+    import time
+
+    with make_outbox(tmp_path, retention_days=1.0) as outbox:
+        for i in range(30):
+            write(outbox, i)
+        claimed = import_all(outbox)
+        outbox.store.acknowledge([c.seq for c in claimed[:20]])
+        outbox.store.dead_letter([(claimed[20].seq, "refused")])
+        assert outbox.store.prune(chunk=7) == 0  # delivered just now: kept
+        with outbox.store._use("age the records") as conn:
+            conn.execute("UPDATE records SET added_at = ?, delivered_at = ? WHERE seq <= ?",
+                         (time.time() - 2 * 86400, time.time() - 2 * 86400,
+                          claimed[24].seq))
+        assert outbox.store.prune(chunk=7) == 20
+        counts = outbox.store.counts()
+    assert (counts["delivered"], counts["dead"], counts["pending"]) == (0, 1, 9)

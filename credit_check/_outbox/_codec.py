@@ -36,8 +36,8 @@ from credit_check._models import Decision, FeedbackRecord, FeedbackSubject, max_
 _NAME_MAX = max_length(FeedbackSubject, "name")
 
 
-def _text(value: Any) -> Any:
-    # Enums (open code strings included) as their plain values: marshal takes plain types only.
+def _plain(value: Any) -> Any:
+    # Enums (open code strings included) as their plain values: marshal takes plain types.
     return value.value if isinstance(value, enum.Enum) else value
 
 
@@ -52,18 +52,25 @@ def pack_decision(decision: Decision, department: str) -> bytes:
     name = subject.name
     if name is not None and len(name) > _NAME_MAX:
         raise ValueError(f"subject.name: at most {_NAME_MAX} characters in a feedback record")
-    measures = decision.measures
-    matches = decision.matches
-    return marshal.dumps((
-        "D1", decision.decision_id, department,
-        {k: _text(v) for k, v in decision.transaction.__dict__.items()},
-        _text(subject.kind), subject.id, name,
-        tuple((e.entry_id, e.list_code, _text(e.list_kind), _text(e.status), e.subject_id)
+    transaction = dict(decision.transaction.__dict__)
+    # str() of a StrEnum is its value (and of a plain string, itself), without the
+    # Enum.value descriptor's cost; any other non-plain field takes the slow way below.
+    transaction["scenario"] = str(transaction["scenario"])
+    measures, matches = decision.measures, decision.matches
+    item = (
+        "D1", decision.decision_id, department, transaction, str(subject.kind), subject.id,
+        name,
+        tuple((e.entry_id, e.list_code, str(e.list_kind), str(e.status), e.subject_id)
               for e in matches) if matches else (),
         tuple(m.model_dump(mode="json") for m in measures) if measures else (),
-        _text(decision.outcome), decision.degraded, decision.catalog_version,
+        str(decision.outcome), decision.degraded, decision.catalog_version,
         decision.data_version, to_jsonable_python(decision.decided_at),
-    ))
+    )
+    try:
+        return marshal.dumps(item)
+    except ValueError:  # a field of a type marshal does not take (an enum added later)
+        item = (*item[:3], {k: _plain(v) for k, v in transaction.items()}, *item[4:])
+        return marshal.dumps(item)
 
 
 def pack_record(data: dict[str, Any]) -> bytes:

@@ -303,8 +303,7 @@ class Sender:
             self._store.release_dead_owners()
         if now - self._last_prune >= self._prune_every:
             self._last_prune = now
-            while self._store.prune() and not self._stop.is_set():
-                pass
+            self._store.prune()
         if self._state_file is not None and now - self._last_state >= 1.0:
             self._last_state = now
             state = {"pending": self._store.pending_count(), "at": time.time(),

@@ -32,6 +32,7 @@ from credit_check._outbox._types import (
     BUSY_TIMEOUT,
     DEAD,
     DELIVERED,
+    DROPPED,
     PENDING,
     SCHEMA,
     SCHEMA_VERSION,
@@ -142,6 +143,8 @@ class Store:
         try:
             for statement in filter(None, (part.strip() for part in SCHEMA.split(";"))):
                 conn.execute(statement)
+            for index in DROPPED:
+                conn.execute(f"DROP INDEX IF EXISTS {index}")
             conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', ?) "
                          "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                          (str(SCHEMA_VERSION),))
@@ -357,22 +360,19 @@ class Store:
     # -- delivery (the sender) ---------------------------------------------------------
 
     def claim(self, limit: int, *, lease: float, owner: str) -> list[Claimed]:
-        """Lease up to ``limit`` due pending records, oldest first, to ``owner``.
+        """The oldest ``limit`` due pending records, ready to send, for the sender.
 
-        A record that no longer decrypts is set aside (an ERROR, counted as undecryptable)
-        rather than sent or lost.
+        One process holds the sender role, so nothing is written to take them: a lease by
+        another process (an older version's sender) is still respected. A record that no
+        longer decrypts is set aside (an ERROR, counted as undecryptable) rather than sent
+        or lost. ``lease`` and ``owner`` are kept for that older protocol's sake.
         """
         now = time.time()
         with self._use("claim records") as conn:
-            conn.execute("BEGIN IMMEDIATE")
             rows = conn.execute(
                 "SELECT seq, record_id, hmac, body FROM records WHERE state = 0 AND "
                 "lease_until <= ? AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
                 (now, now, limit)).fetchall()
-            conn.executemany(
-                "UPDATE records SET lease_until = ?, lease_owner = ?, attempts = attempts + 1 "
-                "WHERE seq = ?", [(now + lease, owner, r[0]) for r in rows])
-            conn.execute("COMMIT")
         from credit_check._outbox._codec import with_hmac
 
         claimed, broken = [], []
@@ -415,13 +415,14 @@ class Store:
             conn.execute("COMMIT")
 
     def release(self, seqs: Sequence[int], *, delay: float = 0.0) -> None:
-        """Give leased records back, due again after ``delay`` seconds."""
+        """Records whose delivery failed: due again after ``delay`` seconds, one attempt
+        more counted."""
         due = time.time() + delay
         with self._use("release records") as conn:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
-                "UPDATE records SET lease_until = 0, next_attempt_at = ? "
-                "WHERE seq = ? AND state = 0", [(due, s) for s in seqs])
+                "UPDATE records SET lease_until = 0, next_attempt_at = ?, "
+                "attempts = attempts + 1 WHERE seq = ? AND state = 0", [(due, s) for s in seqs])
             conn.execute("COMMIT")
 
     def release_owner(self, owner: str) -> None:
@@ -447,13 +448,26 @@ class Store:
             conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     def prune(self, *, chunk: int = 10_000) -> int:
-        """Delete delivered records older than the retention period; returns how many."""
+        """Delete delivered records older than the retention period; returns how many.
+
+        Records are walked from the oldest (seq order is import order) and the walk stops
+        at the first record imported within the retention period, so a prune costs what it
+        deletes, with no index to keep up on every delivery.
+        """
         cutoff = time.time() - self.retention
-        with self._use("prune records") as conn:
-            cur = conn.execute(
-                "DELETE FROM records WHERE seq IN (SELECT seq FROM records WHERE state = 1 "
-                "AND delivered_at < ? LIMIT ?)", (cutoff, chunk))
-        return int(cur.rowcount)
+        deleted, after = 0, 0
+        while True:
+            with self._use("prune records") as conn:
+                rows = conn.execute(
+                    "SELECT seq, state, added_at, delivered_at FROM records WHERE seq > ? "
+                    "ORDER BY seq LIMIT ?", (after, chunk)).fetchall()
+                doomed = [(r[0],) for r in rows
+                          if r[1] == DELIVERED and r[3] is not None and r[3] < cutoff]
+                conn.executemany("DELETE FROM records WHERE seq = ?", doomed)
+            deleted += len(doomed)
+            if len(rows) < chunk or rows[-1][2] >= cutoff:
+                return deleted
+            after = rows[-1][0]
 
     def close(self) -> None:
         """Close this process's connection; the records stay on disk."""

@@ -16,8 +16,10 @@ FULL_WARNING_INTERVAL = 60.0
 SCHEMA_VERSION = 2
 
 # Version 1 (wave 1) had the records table alone; version 2 adds meta, the journals'
-# import offsets and the quarantine. The records table is unchanged, so a wave-1 outbox
+# import offsets and the quarantine, and drops two indexes only the sender would pay for
+# (pruning and status scan instead). The records table is unchanged, so a wave-1 outbox
 # is migrated by adding tables and its pending records are delivered as before.
+DROPPED = ("records_dead", "records_delivered")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -40,8 +42,6 @@ CREATE TABLE IF NOT EXISTS records (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS records_pending ON records(seq) WHERE state = 0;
-CREATE INDEX IF NOT EXISTS records_dead ON records(seq) WHERE state = 2;
-CREATE INDEX IF NOT EXISTS records_delivered ON records(delivered_at) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS records_decision ON records(decision_id);
 CREATE INDEX IF NOT EXISTS records_case ON records(case_id) WHERE case_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
