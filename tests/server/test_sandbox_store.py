@@ -115,7 +115,7 @@ def test_upsert_lookup_and_snapshot(store: Store) -> None:
     listed = {int.from_bytes(state.packed[i : i + 4], "big")
               for i in range(0, len(state.packed), 4)}
     assert {id_prefix(org), id_prefix(rep)} <= listed and id_prefix(org_id(11)) not in listed
-    with pytest.raises(StoreError, match="no.such"):
+    with pytest.raises(StoreError, match=r"no\.such"):
         store.upsert(rows(entry("s-3", org_id(12), list_code="no.such")))
 
 
