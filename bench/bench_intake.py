@@ -16,21 +16,21 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "server"))
 
-from _sandbox_app_support import feedback_records  # noqa: E402
+from _sandbox_app_support import feedback_records
 
-from credit_check._crypto import Signer, canonical_json, feedback_key  # noqa: E402
-from credit_check._models import FeedbackRecord  # noqa: E402
-from credit_check._server._http import _finite_float, _no_constant  # noqa: E402
-from credit_check._server._intake import take_feedback  # noqa: E402
-from credit_check._server._personal import PersonalData  # noqa: E402
-from credit_check._server._sqlite import SQLiteStore  # noqa: E402
-from credit_check._server._store import ApiKey  # noqa: E402
+from credit_check._crypto import Signer, canonical_json, feedback_key
+from credit_check._models import FeedbackRecord
+from credit_check._server._http import _finite_float, _no_constant
+from credit_check._server._intake import take_feedback
+from credit_check._server._personal import PersonalData
+from credit_check._server._sqlite import SQLiteStore
+from credit_check._server._store import ApiKey
 
 API_KEY = "cc_bench_intake"
 KEY = ApiKey("k_bench", "财政局", feedback_key(API_KEY), False)

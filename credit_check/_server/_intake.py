@@ -107,10 +107,10 @@ def signed_text(key: bytes, record: dict[str, Any], text: str | None) -> bytes |
     if text is not None:
         sent = text.encode()
         cut = sent.rfind(_HMAC_TAIL)
-        if cut > 0 and sent.endswith(b'"}') and sent[cut + len(_HMAC_TAIL) : -2] == (
-                given.encode("utf-8", "replace")):
-            if _verifies(key, sent[:cut] + b"}", given):
-                return sent
+        tail = sent[cut + len(_HMAC_TAIL) : -2]
+        if (cut > 0 and sent.endswith(b'"}') and tail == given.encode("utf-8", "replace")
+                and _verifies(key, sent[:cut] + b"}", given)):
+            return sent
     body = canonical_json({k: v for k, v in record.items() if k != "hmac"})
     if not _verifies(key, body, given):
         return None
