@@ -38,6 +38,7 @@ logger = logging.getLogger("credit_check.outbox")
 
 JOURNAL_DIR = "journal"
 SUFFIX = ".jnl"
+HIDDEN = ".new"  # a journal being created
 MAGIC = b"\xcc\x01"
 HEADER = struct.Struct(">2sII")
 AAD = b"credit-check/journal/v1"
@@ -175,10 +176,20 @@ class JournalWriter:
         self._pid = os.getpid()
         name = f"{self._pid}-{os.urandom(6).hex()}{SUFFIX}"
         path = self.directory / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
+        # Created and locked under a name readers ignore, then renamed into view: a reader
+        # must never find a journal unlocked while its writer is alive (it would take it
+        # for finished, delete it, and every later record would go to an unlinked file).
+        hidden = self.directory / f".{name}{HIDDEN}"
+        fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
                      0o600)
-        # Held until this journal is closed: a reader that gets it knows we are gone.
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            # Held until this journal is closed: a reader that gets it knows we are gone.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.rename(hidden, path)
+        except BaseException:
+            os.close(fd)
+            hidden.unlink(missing_ok=True)
+            raise
         self._fd, self._size, self.path = fd, 0, path
 
     def _cut_back(self, fd: int) -> None:
