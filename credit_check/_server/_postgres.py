@@ -153,8 +153,9 @@ class PostgresStore(FeedbackTable, Store):
         self.personal = personal
         self._seal = FieldCipher(hmac.new(signer.private_bytes(), b"credit-check/sandbox/keys",
                                           hashlib.sha256).digest())
+        # A request waits for a connection no longer than it would retry a lost one.
         self._db = Database(url, what="sandbox database", max_size=pool_size,
-                            retry_for=retry_for)
+                            timeout=max(0.5, min(5.0, retry_for)), retry_for=retry_for)
         self.path = self._db.shown
         self.index = PrefixIndex(signer)
         self._catalogs: dict[int, StoredCatalog] = {}
