@@ -118,7 +118,7 @@ class Cluster:
         except subprocess.CalledProcessError as exc:
             raise RuntimeError(f"initdb failed: {exc.stderr or exc.stdout}") from None
         pwfile.unlink()
-        options = [f"-p {{port}}", "-c listen_addresses=127.0.0.1",
+        options = ["-p {port}", "-c listen_addresses=127.0.0.1",
                    f"-c unix_socket_directories={self.root}", "-c max_connections=200",
                    "-c shared_buffers=128MB"]
         if not self.durable:

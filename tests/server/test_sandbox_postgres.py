@@ -15,7 +15,14 @@ from pathlib import Path
 import psycopg
 import pytest
 from _postgres import PASSWORD, Cluster, free_port
-from _sandbox_app_support import Sandbox, TestClient, assert_problem, entry, feedback_records, org_id
+from _sandbox_app_support import (
+    Sandbox,
+    TestClient,
+    assert_problem,
+    entry,
+    feedback_records,
+    org_id,
+)
 
 from credit_check._crypto import Signer
 from credit_check._exceptions import ConfigurationError
@@ -98,13 +105,13 @@ def test_an_instance_never_makes_keys_for_a_shared_database(
 def test_another_signing_key_data_key_or_newer_schema_is_refused(pg_url: str) -> None:
     signer, data_key = Signer.generate(), os.urandom(32)
     PostgresStore(pg_url, signer, PersonalData(data_key)).close()
-    with pytest.raises(ConfigurationError, match="signing key .* not the one"):
+    with pytest.raises(ConfigurationError, match=r"signing key .* not the one"):
         PostgresStore(pg_url, Signer.generate(), PersonalData(data_key))
-    with pytest.raises(ConfigurationError, match="data key .* not the one"):
+    with pytest.raises(ConfigurationError, match=r"data key .* not the one"):
         PostgresStore(pg_url, signer, PersonalData(os.urandom(32)))
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
-    with pytest.raises(ConfigurationError, match="schema 99.*upgrade credit-check") as caught:
+    with pytest.raises(ConfigurationError, match=r"schema 99.*upgrade credit-check") as caught:
         PostgresStore(pg_url, signer, PersonalData(data_key))
     assert PASSWORD not in str(caught.value)
 
