@@ -256,3 +256,116 @@ class Database:
             pool, self._pool = self._pool, None
         if pool is not None and self._pid == os.getpid():
             pool.close()
+
+
+def lock_key(name: str) -> int:
+    """A 64-bit advisory lock key for a role name (signed, as PostgreSQL takes it)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+class AdvisoryRole:
+    """A role held by one process among all hosts sharing a database (DESIGN rule 14): a
+    session advisory lock on a connection of its own. It dies with its holder — the server
+    ends a dead client's session and frees the lock — so a killed holder is replaced by the
+    next process that asks. Same interface as :class:`credit_check._roles.RoleLock`.
+
+    Args:
+        db: the database.
+        name: the role (``"credit-check/sender"``, ``"credit-check/follower"``).
+    """
+
+    # A held role's session is checked at most this often (a restarted server drops it).
+    PING = 1.0
+
+    def __init__(self, db: Database, name: str) -> None:
+        self.db = db
+        self.name = name
+        self.key = lock_key(name)
+        self._conn: psycopg.Connection[Any] | None = None
+        self._pid = os.getpid()
+        self._pinged = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def held(self) -> bool:
+        """Whether this process holds the role (as far as it last knew)."""
+        conn = self._conn
+        return conn is not None and self._pid == os.getpid() and not conn.closed
+
+    def try_acquire(self) -> bool:
+        """Take the role if nobody holds it; True when this process holds it now."""
+        import psycopg
+
+        with self._lock:
+            if self._conn is not None and self._pid != os.getpid():
+                self._conn = None  # the parent's session: neither used nor closed here
+            now = time.monotonic()
+            if self.held and now - self._pinged < self.PING:
+                return True
+            if self.held:
+                try:
+                    assert self._conn is not None
+                    self._conn.execute("SELECT 1")
+                    self._pinged = now
+                    return True
+                except psycopg.Error:
+                    logger.warning("lost the %s role: its database session ended", self.name)
+                    self._close()
+            try:
+                conn = psycopg.connect(self.db.url, autocommit=True,
+                                       connect_timeout=CONNECT_TIMEOUT)
+            except psycopg.Error as exc:
+                logger.warning("cannot take the %s role on %s: %s", self.name, self.db.shown,
+                               self.db.message(exc))
+                return False
+            try:
+                row = conn.execute("SELECT pg_try_advisory_lock(%s), pg_backend_pid()",
+                                   (self.key,)).fetchone()
+            except psycopg.Error:
+                conn.close()
+                return False
+            if not row or not row[0]:
+                conn.close()
+                return False
+            self._conn, self._pid, self._pinged = conn, os.getpid(), now
+            return True
+
+    def acquire(self, timeout: float | None = None, poll: float = 0.2) -> bool:
+        """Wait for the role (at most ``timeout`` seconds); True when held."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.try_acquire():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
+
+    def release(self) -> None:
+        """Give the role up (the next process that asks takes it)."""
+        with self._lock:
+            if self._pid == os.getpid():
+                self._close()
+            self._conn = None
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception as exc:
+                logger.debug("closing the %s role session: %s", self.name, exc)
+
+    def holder(self) -> int | None:
+        """The database session (backend pid) holding the role, or None when nobody does."""
+        if self.held:
+            return os.getpid()
+        try:
+            with self.db.connection() as conn:
+                row = conn.execute(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                    "((classid::bigint << 32) | objid::bigint) = ?", (self.key,)).fetchone()
+        except Exception as exc:
+            logger.debug("who holds %s: %s", self.name, exc)
+            return None
+        return None if row is None else int(row[0])
