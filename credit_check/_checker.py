@@ -24,15 +24,17 @@ from credit_check._feedback import outcome_record, post_check_record
 from credit_check._lookup import LookupClient
 from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transaction, max_length
 from credit_check._outbox import Outbox
+from credit_check._outbox._backends import POST_CHECK_FILE, Records, open_records
+from credit_check._outbox._pg_outbox import PgOutbox
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
-from credit_check._roles import FOLLOWER_LOCK, RoleLock
+from credit_check._postcheck_pg import PgPostCheckQueue
 from credit_check._settings import FallbackPolicy, Settings
 from credit_check._sync import Syncer
 from credit_check._transport import Transport
 
 logger = logging.getLogger("credit_check")
 
-POST_CHECK_FILE = "postcheck.sqlite3"
+__all__ = ["POST_CHECK_FILE", "Checker"]
 _DEPARTMENT_MAX = max_length(FeedbackRecord, "department")
 
 
@@ -113,6 +115,7 @@ class Checker:
         clock: Callable[[], dt.datetime] | None = None,
         start: bool = True,
         sender: bool | None = None,
+        outbox_url: str | None = None,
         settings: Settings | None = None,
     ) -> None:
         options: dict[str, Any] = {
@@ -123,7 +126,7 @@ class Checker:
             "max_stale": max_stale, "cache_size": cache_size, "sync_interval": sync_interval,
             "connect_timeout": connect_timeout, "read_timeout": read_timeout,
             "lookup_retries": lookup_retries, "verify": verify, "ca_bundle": ca_bundle,
-            "sender": sender,
+            "sender": sender, "outbox_url": outbox_url,
             "pilot_codes": tuple(pilot_codes) if isinstance(pilot_codes, (list, set, frozenset))
             else pilot_codes,
         }
@@ -148,8 +151,9 @@ class Checker:
         if len(self._department) > _DEPARTMENT_MAX:
             raise ConfigurationError(
                 f"CREDIT_CHECK_DEPARTMENT: at most {_DEPARTMENT_MAX} characters")
-        self._outbox: Outbox | None = None
-        self._queue: PostCheckQueue | None = None
+        self._outbox: Outbox | PgOutbox | None = None
+        self._queue: PostCheckQueue | PgPostCheckQueue | None = None
+        self._records: Records | None = None
         try:
             store = DataDir(settings.data_dir)
             key = settings.encryption_key
@@ -164,21 +168,21 @@ class Checker:
                 listed_ttl=settings.listed_ttl, not_listed_ttl=settings.not_listed_ttl,
                 max_stale=settings.max_stale, maxsize=settings.cache_size, timer=timer,
             )
-            self._queue = PostCheckQueue(store.file(POST_CHECK_FILE), cipher)
+            # The data directory, or the database of CREDIT_CHECK_OUTBOX_URL.
+            self._records = open_records(settings, store, cipher, feedback_key(api_key))
+            self._queue = self._records.queue
             self._engine = Engine(
                 syncer=self._syncer, cache=self._cache,
                 lookup=LookupClient(self._transport, retries=settings.lookup_retries),
                 fallback=policy, on_degraded=self._queue_post_check, clock=self._clock,
             )
-            if settings.feedback:
-                self._outbox = Outbox(store.path, cipher=cipher,
-                                      hmac_key=feedback_key(api_key))
-                if settings.sender:
-                    self._outbox.attach_sender(self._transport)
+            self._outbox = self._records.outbox
+            if self._outbox is not None and settings.sender:
+                self._outbox.attach_sender(self._transport)
             self._post_checks = PostCheckRunner(
                 self._queue, recheck=self._recheck,
                 record=self._record_post_check if self._outbox is not None else None,
-                role=RoleLock(store.file(FOLLOWER_LOCK)), on_post_check=on_post_check,
+                role=self._records.follower, on_post_check=on_post_check,
             )
         except BaseException:
             self._release()
@@ -305,16 +309,29 @@ class Checker:
     # -- feedback ----------------------------------------------------------------------
 
     def report(self, decision_id: str, result: str, note: str | None = None,
-               operator: str | None = None) -> str:
+               operator: str | None = None, *, connection: Any = None) -> str:
         """Report the case outcome for a decision (执行反馈), e.g. ``result="rejected"``.
+
+        Args:
+            connection: with an outbox in PostgreSQL (``CREDIT_CHECK_OUTBOX_URL``), the
+                caller's open psycopg 3 connection (or Django's ``connection``) whose
+                transaction the outcome record joins: it is kept if and only if that
+                transaction commits, with the case's own change.
 
         Returns:
             The id of the outcome feedback record.
 
         Raises:
             UnknownDecision: this checker's outbox has no such decision (or feedback is off).
+            ConfigurationError: ``connection`` with an outbox in the data directory.
             OutboxError: the record could not be stored.
         """
+        if connection is not None and not isinstance(self._outbox, PgOutbox):
+            raise ConfigurationError(
+                "report(connection=...) writes the outcome record in your transaction, so "
+                "the outbox must be in that database: set CREDIT_CHECK_OUTBOX_URL "
+                "(postgresql://...); with the outbox in the data directory leave "
+                "connection out")
         if self._outbox is None:
             raise UnknownDecision(
                 f"decision {decision_id!r}: feedback is off (feedback=False), so no decision "
@@ -325,7 +342,11 @@ class Checker:
             raise UnknownDecision(f"decision {decision_id!r} was not made by this checker")
         record = outcome_record(original, result=result, note=note, operator=operator,
                                 now=self._clock())
-        self._outbox.write(record)
+        if connection is not None:
+            assert isinstance(self._outbox, PgOutbox)
+            self._outbox.write_in(connection, record)
+        else:
+            self._outbox.write(record)
         record_id: str = record.record_id
         return record_id
 
@@ -414,7 +435,9 @@ class Checker:
     def _release(self, timeout: float = 5.0) -> None:
         if self._outbox is not None:
             self._outbox.close(timeout)
-        if self._queue is not None:
+        if self._records is not None:
+            self._records.close()
+        elif self._queue is not None:
             self._queue.close()
         self._transport.close()
 

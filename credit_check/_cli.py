@@ -40,9 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     scenarios = [s.value for s in Scenario]
 
-    p = sub.add_parser("serve", help="run the sandbox list service")
+    p = sub.add_parser("serve", help="run the sandbox list service (or: serve keygen FILE)")
+    p.add_argument("action", nargs="?", choices=["keygen"],
+                   help="keygen FILE [--data-key FILE]: make the keys that every instance on "
+                        "one PostgreSQL database is given")
+    p.add_argument("file", nargs="?", metavar="FILE", help="keygen: the signing key file")
     p.add_argument("--demo", action="store_true", help="load fictional demo data")
-    p.add_argument("--db", metavar="PATH", help="SQLite database file")
+    p.add_argument("--db", metavar="PATH|URL",
+                   help="SQLite database file, or postgresql://user@host:port/dbname "
+                        "(or CREDIT_CHECK_SANDBOX_DB; default credit-check-sandbox.db)")
+    p.add_argument("--signing-key", metavar="FILE",
+                   help="the service's signing key (or CREDIT_CHECK_SIGNING_KEY_FILE); "
+                        "needed with PostgreSQL")
+    p.add_argument("--data-key", metavar="FILE",
+                   help="the key sealing personal data at rest (or "
+                        "CREDIT_CHECK_SANDBOX_DATA_KEY_FILE); needed with PostgreSQL")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8600)
     p.add_argument("--admin-key", metavar="KEY", help="admin key (or CREDIT_CHECK_ADMIN_KEY)")

@@ -20,6 +20,7 @@ import uuid
 import weakref
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -27,6 +28,10 @@ from credit_check._crypto import FieldCipher
 from credit_check._exceptions import CreditCheckError, OutboxError, ServiceError
 from credit_check._models import Decision
 from credit_check._roles import RoleLock
+
+if TYPE_CHECKING:
+    from credit_check._pg import AdvisoryRole
+    from credit_check._postcheck_pg import PgPostCheckQueue
 
 logger = logging.getLogger("credit_check")
 
@@ -216,11 +221,11 @@ class PostCheckRunner:
 
     def __init__(
         self,
-        queue: PostCheckQueue,
+        queue: PostCheckQueue | PgPostCheckQueue,
         *,
         recheck: Callable[[Decision], Decision],
         record: Callable[[Decision, Decision], None] | None,
-        role: RoleLock,
+        role: RoleLock | AdvisoryRole,
         on_post_check: Callable[[Decision, Decision], None] | None,
     ) -> None:
         self._queue = queue

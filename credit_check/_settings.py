@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     service_public_key: str | None = None
     feedback: bool = True
     sender: bool = True
+    # postgresql://…: the outbox and post-check queue in that database, shared by every host
+    outbox_url: SecretStr | None = None
     listed_ttl: float = Field(default=60.0, gt=0)
     not_listed_ttl: float = Field(default=300.0, gt=0)
     max_stale: float = Field(default=6 * 3600.0, ge=0)

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ from credit_check._exceptions import (
 )
 from credit_check._outbox._importer import Importer
 from credit_check._outbox._journal import unimported_bytes
+from credit_check._outbox._pg_store import NewRecords, PgDeliveryStore
 from credit_check._outbox._store import Store
 from credit_check._outbox._types import Claimed
+from credit_check._pg import AdvisoryRole
 from credit_check._roles import RoleLock
 from credit_check._transport import Transport, retry_after_seconds
 
@@ -78,17 +81,19 @@ class Sender:
         lease: seconds a batch taken from the store is reserved to this sender.
         poll_interval: how often journals are looked at when no process of ours says it
             wrote (records written by other processes are found this way).
+        importer: makes what finds new records (default: the journal importer; a
+            PostgreSQL outbox has no journals, only new rows).
     """
 
     def __init__(
         self,
-        store: Store,
+        store: Store | PgDeliveryStore,
         transport: Transport,
         *,
-        journal_dir: Path,
+        journal_dir: Path | None,
         cipher: Any,
         hmac_key: bytes,
-        role: RoleLock,
+        role: RoleLock | AdvisoryRole,
         state_file: Path | None = None,
         batch_size: int = 200,
         max_delay: float = 0.5,
@@ -98,6 +103,7 @@ class Sender:
         poll_interval: float = 0.05,
         checkpoint_interval: float = 1.0,
         prune_interval: float = 300.0,
+        importer: Callable[[], Importer | NewRecords] | None = None,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -114,6 +120,7 @@ class Sender:
         self._poll = poll_interval
         self._checkpoint_every = checkpoint_interval
         self._prune_every = prune_interval
+        self._make_importer = importer
         self._closed = False
         self.delivered = 0
         self.dead_lettered = 0
@@ -124,7 +131,12 @@ class Sender:
         # Threads do not survive fork() and the parent's locks may be held forever.
         self._pid = os.getpid()
         self.owner = f"{self._pid}:{uuid.uuid4().hex[:12]}"
-        self.importer = Importer(self._journal_dir, self._store, self._cipher, self._hmac_key)
+        if self._make_importer is not None:
+            self.importer: Importer | NewRecords = self._make_importer()
+        else:
+            assert self._journal_dir is not None and isinstance(self._store, Store)
+            self.importer = Importer(self._journal_dir, self._store, self._cipher,
+                                     self._hmac_key)
         self._lock = threading.Lock()
         self._work = threading.Lock()  # one pass at a time: the thread, flush(), close()
         self._thread: threading.Thread | None = None
@@ -196,7 +208,8 @@ class Sender:
             self._flushing -= 1
 
     def _pending(self) -> int:
-        backlog = unimported_bytes(self._journal_dir, self._store)
+        backlog = (unimported_bytes(self._journal_dir, self._store)
+                   if self._journal_dir is not None else 0)
         return self._store.pending_count() + (1 if backlog else 0)
 
     def close(self, timeout: float = 5.0) -> None:

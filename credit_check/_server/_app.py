@@ -6,6 +6,7 @@ department-facing calls; the admin calls are in ``_admin``.
 from __future__ import annotations
 
 import hashlib
+import logging
 from importlib import resources
 from typing import Any
 
@@ -24,9 +25,17 @@ from credit_check._server._http import PROBLEM, Problem, decode_json, problem_re
 from credit_check._server._import import validated_id
 from credit_check._server._intake import take_feedback
 from credit_check._server._signed import catalog_answer, catalog_etag, snapshot_answer
-from credit_check._server._store import CATALOG_SCHEMA, ApiKey, SnapshotGone, Store
+from credit_check._server._store import (
+    CATALOG_SCHEMA,
+    ApiKey,
+    SnapshotGone,
+    Store,
+    StoreUnavailable,
+)
 
 __all__ = ["PROBLEM", "Problem", "Sandbox", "create_app", "problem_response"]
+
+logger = logging.getLogger("credit_check.sandbox")
 
 BODY_LIMIT = 8 * 1024 * 1024
 BATCH_LIMIT = 1000
@@ -233,6 +242,14 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
     async def on_error(request: Request, exc: Exception) -> Response:
         return problem_response(500, "internal error in the sandbox; see its log")
 
+    async def on_unavailable(request: Request, exc: Exception) -> Response:
+        # The database is down (retried already): the client tries again later.
+        logger.error("%s", exc)
+        response = problem_response(503, "the sandbox's database is unavailable; try again "
+                                         "shortly")
+        response.headers["Retry-After"] = "5"
+        return response
+
     routes = [
         Route("/v1/subjects:batch", s.batch, methods=["POST"]),
         Route("/v1/subjects/{subject_id}", s.subject, methods=["GET"]),
@@ -252,4 +269,5 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
         Route("/openapi.json", s.openapi, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: on_http_error,
+                                                        StoreUnavailable: on_unavailable,
                                                         Exception: on_error})

@@ -1,41 +1,57 @@
-"""``credit-check serve``: the sandbox list service under uvicorn."""
+"""``credit-check serve``: the sandbox list service under uvicorn, and ``serve keygen``, which
+makes the keys that every instance on one PostgreSQL database is given."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from credit_check._exceptions import CreditCheckError
 
+DB_ENV = "CREDIT_CHECK_SANDBOX_DB"
+DEFAULT_DB = "credit-check-sandbox.db"
+
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the sandbox until interrupted."""
+    """Run the sandbox until interrupted (or make keys: ``serve keygen``)."""
+    if args.action == "keygen":
+        return keygen(args)
+    if args.file is not None:
+        print(f"credit-check: error: unexpected argument {args.file!r} (did you mean "
+              "'serve keygen FILE'?)", file=sys.stderr)
+        return 2
     try:
         import uvicorn
     except ImportError:
         print("credit-check serve needs the server extra: pip install 'credit-check[server]'",
               file=sys.stderr)
         return 2
+    from credit_check._pg import is_postgres_url, redact
     from credit_check._server._app import create_app
     from credit_check._server._runner import open_sandbox
 
-    db = Path(args.db or "credit-check-sandbox.db")
+    db: str | Path = args.db or os.environ.get(DB_ENV) or DEFAULT_DB
+    if not is_postgres_url(db):
+        db = Path(db)
+    shown = redact(str(db))
     try:
-        store, signer, admin_key, demo_key = open_sandbox(db, demo=args.demo,
-                                                          admin_key=args.admin_key)
+        store, signer, admin_key, demo_key = open_sandbox(
+            db, demo=args.demo, admin_key=args.admin_key, signing_key=args.signing_key,
+            data_key_file=args.data_key)
     except (OSError, CreditCheckError) as exc:
-        print(f"cannot open the sandbox database {db}: {exc}", file=sys.stderr)
+        print(f"cannot open the sandbox database {shown}: {exc}", file=sys.stderr)
         return 2
     host = f"[{args.host}]" if ":" in args.host else args.host
-    info = {"base_url": f"http://{host}:{args.port}", "db": str(db),
+    info = {"base_url": f"http://{host}:{args.port}", "db": shown,
             "demo_api_key": demo_key, "admin_key": admin_key,
             "public_key": signer.public_key, "snapshot_version": store.refresh().version}
     if args.json:
         print(json.dumps(info), flush=True)
     else:
-        print(f"credit-check sandbox list service at {info['base_url']} (database {db})\n"
+        print(f"credit-check sandbox list service at {info['base_url']} (database {shown})\n"
               f"  demo department key: {demo_key}\n  admin key:           {admin_key}\n"
               f"  service public key:  {signer.public_key}\n"
               f"  try: curl -H 'Authorization: Bearer {demo_key}' "
@@ -45,4 +61,39 @@ def serve(args: argparse.Namespace) -> int:
                     log_level="info", access_log=False)
     finally:
         store.close()
+    return 0
+
+
+def keygen(args: argparse.Namespace) -> int:
+    """``serve keygen [FILE] [--data-key FILE]``: write a new signing key and/or data key
+    (32 random bytes each, mode 0600), never over an existing file."""
+    from credit_check._crypto import Signer
+    from credit_check._server._keyfiles import KEY_BYTES, write_new_key
+
+    wanted = [(Path(args.file), Signer.generate().private_bytes(), "signing key")
+              if args.file else None,
+              (Path(args.data_key), os.urandom(KEY_BYTES), "sandbox data key")
+              if args.data_key else None]
+    jobs = [job for job in wanted if job is not None]
+    if not jobs:
+        print("credit-check: error: serve keygen needs FILE (the signing key) and/or "
+              "--data-key FILE", file=sys.stderr)
+        return 2
+    made: dict[str, str] = {}
+    try:
+        for path, key, what in jobs:
+            write_new_key(path, key, what)
+            made[what] = str(path)
+    except CreditCheckError as exc:
+        print(f"credit-check: error: {exc}", file=sys.stderr)
+        return 2
+    if args.file:
+        made["public_key"] = Signer.from_bytes(Path(args.file).read_bytes()).public_key
+    if args.json:
+        print(json.dumps(made))
+    else:
+        for what, where in made.items():
+            print(f"{what}: {where}")
+        print("give every instance the same files (--signing-key, --data-key); keep them "
+              "secret and backed up")
     return 0

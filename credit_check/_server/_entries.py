@@ -12,7 +12,7 @@ that a client that checks the organisation alone looks it up and finds the repre
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,8 @@ from credit_check._server._store import COUNTING, EntryRow, SubjectRow, now_cst
 WRITE_CHUNK = 5000
 IN_CHUNK = 400
 WITHHELD_REASON = "key_not_allowed_persons"
+# (connection, table, stored rows) -> None: an engine's bulk upsert
+Bulk = Callable[[Any, str, list[tuple[Any, ...]]], None]
 
 # entry_id, subject_key, subject_kind, subject_prefix, rep_key, rep_prefix, list_code,
 # status, sealed, data
@@ -114,9 +116,15 @@ def _clear(personal: PersonalData, row: tuple[Any, ...]) -> bytes:
 
 
 def write(conn: Any, personal: PersonalData, rep_lists: set[str], rows: list[EntryRow],
-          subjects: Iterable[SubjectRow], change: Change) -> tuple[int, int]:
+          subjects: Iterable[SubjectRow], change: Change, bulk: Bulk | None = None
+          ) -> tuple[int, int]:
     """Upsert entries and subjects inside the caller's transaction, adding their prefix
-    changes to ``change``; returns (created, updated)."""
+    changes to ``change``; returns (created, updated).
+
+    Args:
+        bulk: how an engine upserts many stored rows at once (``bulk(conn, table,
+            rows)``, e.g. PostgreSQL's COPY); None: ``executemany``.
+    """
     stored = [stored_entry(personal, r) for r in rows]
     new_subjects = [stored_subject(personal, s) for s in subjects]
     persons: set[str] = set()
@@ -141,11 +149,16 @@ def write(conn: Any, personal: PersonalData, rep_lists: set[str], rows: list[Ent
         if old is None or old[7] != new[7] or _clear(personal, old) != row[6].encode():
             change.touched.update(before, after)
     orgs_before = org_contributions(conn, rep_lists, persons)
-    for chunk in _chunks(stored, WRITE_CHUNK):
-        # SQLite lets go of the GIL while it works on each row, so lookups go on.
-        conn.executemany(INSERT_ENTRY, chunk)
-    if new_subjects:
-        conn.executemany(INSERT_SUBJECT, new_subjects)
+    if bulk is not None:
+        bulk(conn, "entries", stored)
+        if new_subjects:
+            bulk(conn, "subjects", new_subjects)
+    else:
+        for chunk in _chunks(stored, WRITE_CHUNK):
+            # SQLite lets go of the GIL while it works on each row, so lookups go on.
+            conn.executemany(INSERT_ENTRY, chunk)
+        if new_subjects:
+            conn.executemany(INSERT_SUBJECT, new_subjects)
     orgs_after = org_contributions(conn, rep_lists, persons)
     change.minus += orgs_before
     change.plus += orgs_after

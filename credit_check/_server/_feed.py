@@ -6,13 +6,11 @@ columns in clear, de-duplicated by the database's unique constraint on ``record_
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
 from credit_check._server._personal import PersonalData
-from credit_check._server._schema import set_meta
 from credit_check._server._store import Intake, now_cst
 
 # Rows per INSERT statement: 10 parameters each, well under SQLite's 32,766.
@@ -20,6 +18,40 @@ INSERT_ROWS = 500
 _INSERT = ("INSERT INTO feedback (record_id, department, kind, scenario, outcome, hits, "
            "measures, day, received_at, data) VALUES {} ON CONFLICT (record_id) DO NOTHING "
            "RETURNING record_id")
+_COUNT_DUPLICATES = (
+    "INSERT INTO meta (name, value) VALUES ('duplicates', ?) ON CONFLICT (name) DO UPDATE "
+    "SET value = CAST(CAST(meta.value AS BIGINT) + CAST(excluded.value AS BIGINT) AS TEXT)")
+
+
+def sealed_rows(personal: PersonalData, records: list[Intake]) -> list[tuple[Any, ...]]:
+    """The feedback table's rows of verified records, each record sealed."""
+    received = now_cst().isoformat()
+    return [(r.record_id, r.department, r.kind, r.scenario, r.outcome, r.hits, r.measures,
+             r.day, received, personal.seal(r.text, f"feedback:{r.record_id}"))
+            for r in records]
+
+
+def insert_feedback(conn: Any, records: list[Intake], rows: list[tuple[Any, ...]]
+                    ) -> tuple[list[str], list[str]]:
+    """Insert sealed feedback rows inside the caller's transaction; (accepted, duplicates)."""
+    inserted: set[str] = set()
+    for start in range(0, len(rows), INSERT_ROWS):
+        chunk = rows[start : start + INSERT_ROWS]
+        sql = _INSERT.format(",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)))
+        inserted.update(r[0] for r in conn.execute(
+            sql, [value for row in chunk for value in row]).fetchall())
+    accepted: list[str] = []
+    duplicates: list[str] = []
+    for r in records:
+        if r.record_id in inserted:
+            inserted.discard(r.record_id)  # a repeat later in the batch is a duplicate
+            accepted.append(r.record_id)
+        else:
+            duplicates.append(r.record_id)
+    if duplicates:
+        # One statement: instances counting at once on one database lose no count.
+        conn.execute(_COUNT_DUPLICATES, (str(len(duplicates)),))
+    return accepted, duplicates
 
 
 class FeedbackTable:
@@ -27,40 +59,19 @@ class FeedbackTable:
 
     personal: PersonalData
 
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+    def _tx(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Any:
         raise NotImplementedError
 
     def _add_feedback(self, records: list[Intake]) -> tuple[list[str], list[str]]:
         if not records:
             return [], []
-        received = now_cst().isoformat()
         # Sealed before the write lock is taken: the lock is held for the inserts only.
-        rows = [(r.record_id, r.department, r.kind, r.scenario, r.outcome, r.hits,
-                 r.measures, r.day, received, self.personal.seal(r.text, f"feedback:{r.record_id}"))
-                for r in records]
-        inserted: set[str] = set()
+        rows = sealed_rows(self.personal, records)
         with self._tx() as conn:
-            for start in range(0, len(rows), INSERT_ROWS):
-                chunk = rows[start : start + INSERT_ROWS]
-                sql = _INSERT.format(",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)))
-                inserted.update(r[0] for r in conn.execute(
-                    sql, [value for row in chunk for value in row]).fetchall())
-            accepted: list[str] = []
-            duplicates: list[str] = []
-            for r in records:
-                if r.record_id in inserted:
-                    inserted.discard(r.record_id)  # a repeat later in the batch is a duplicate
-                    accepted.append(r.record_id)
-                else:
-                    duplicates.append(r.record_id)
-            if duplicates:
-                row = conn.execute("SELECT value FROM meta WHERE name = 'duplicates'"
-                                   ).fetchone()
-                set_meta(conn, "duplicates", str(int(row[0] if row else 0) + len(duplicates)))
-        return accepted, duplicates
+            return insert_feedback(conn, records, rows)
 
     def feedback(self, since: str | None, limit: int) -> list[dict[str, Any]]:
         """The records received at or after ``since`` (CST ISO text), in order."""

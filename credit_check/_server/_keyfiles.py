@@ -108,3 +108,43 @@ def data_key(db_path: Path, env_text: str | None) -> bytes:
         return raw
     return read_or_create(data_key_file(db_path), lambda: os.urandom(KEY_BYTES),
                           "sandbox data key")
+
+
+def read_key_file(path: Path, what: str, option: str) -> bytes:
+    """A key given as a file (``--signing-key``, ``--data-key``): 32 bytes, never made here.
+
+    Raises:
+        ConfigurationError: the file is missing, unreadable or not a key.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigurationError(
+            f"{option} {path}: no such file; make the {what} once with 'credit-check serve "
+            "keygen' and give the same file to every instance") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{option} {path}: cannot read the {what}: {exc}") from None
+    if len(raw) != KEY_BYTES:
+        raise ConfigurationError(
+            f"{option} {path}: not a {KEY_BYTES}-byte {what} ({len(raw)} bytes); make one "
+            "with 'credit-check serve keygen'")
+    return raw
+
+
+def write_new_key(path: Path, key: bytes, what: str) -> None:
+    """Write a new key file (mode 0600), never over an existing one.
+
+    Raises:
+        ConfigurationError: the file exists or cannot be written.
+    """
+    path = Path(path)
+    if path.exists():
+        raise ConfigurationError(
+            f"{path}: exists; a {what} is made once and kept (a new signing key makes every "
+            "client re-pin, a new data key makes sealed data unreadable): remove the file "
+            "first if you really mean to replace it")
+    if path.parent.exists() is False:
+        raise ConfigurationError(f"{path}: the directory {path.parent} does not exist")
+    _create(path, key, what)
+    if path.read_bytes() != key:  # another keygen was first, at the same instant
+        raise ConfigurationError(f"{path}: another process wrote a {what} there first")

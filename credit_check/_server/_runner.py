@@ -13,10 +13,17 @@ from pathlib import Path
 from typing import Any
 
 from credit_check._crypto import Signer
+from credit_check._exceptions import ConfigurationError
 from credit_check._models import Catalog, ListEntry
+from credit_check._pg import is_postgres_url, redact
 from credit_check._server import _demo
 from credit_check._server._app import create_app
-from credit_check._server._keyfiles import data_key, read_or_create, signing_key_file
+from credit_check._server._keyfiles import (
+    data_key,
+    read_key_file,
+    read_or_create,
+    signing_key_file,
+)
 from credit_check._server._personal import PersonalData
 from credit_check._server._sqlite import SQLiteStore
 from credit_check._server._store import Store, entry_row
@@ -25,6 +32,8 @@ logger = logging.getLogger("credit_check.sandbox")
 
 DEMO_DEPARTMENT = "示范市行政审批局"
 DATA_KEY_ENV = "CREDIT_CHECK_SANDBOX_DATA_KEY"
+DATA_KEY_FILE_ENV = "CREDIT_CHECK_SANDBOX_DATA_KEY_FILE"
+SIGNING_KEY_FILE_ENV = "CREDIT_CHECK_SIGNING_KEY_FILE"
 
 
 def load_signer(db_path: Path) -> Signer:
@@ -41,23 +50,85 @@ def derived_key(signer: Signer, purpose: str) -> str:
     return f"cc_{purpose.split('-')[0]}_{digest[:40]}"
 
 
-def open_sandbox(db_path: Path, *, demo: bool, admin_key: str | None = None
+def _given(path: str | os.PathLike[str] | None, env: str) -> Path | None:
+    text = os.fspath(path) if path is not None else os.environ.get(env, "")
+    return Path(text) if text else None
+
+
+def open_keys(db: str | Path, *, signing_key: str | os.PathLike[str] | None = None,
+              data_key_file: str | os.PathLike[str] | None = None
+              ) -> tuple[Signer, PersonalData]:
+    """The signing key and the data key of a sandbox database.
+
+    Given as files (``signing_key``/``CREDIT_CHECK_SIGNING_KEY_FILE``,
+    ``data_key_file``/``CREDIT_CHECK_SANDBOX_DATA_KEY_FILE``, or the data key as
+    ``CREDIT_CHECK_SANDBOX_DATA_KEY``), they are read; else a SQLite database keeps them
+    beside its file, made on first start. A PostgreSQL database is shared by every
+    instance, so its keys are never made by an instance: they must be given.
+
+    Raises:
+        ConfigurationError: a key is missing (PostgreSQL) or malformed.
+    """
+    signing_path = _given(signing_key, SIGNING_KEY_FILE_ENV)
+    data_path = _given(data_key_file, DATA_KEY_FILE_ENV)
+    shared = is_postgres_url(db)
+    if signing_path is not None:
+        signer = Signer.from_bytes(read_key_file(signing_path, "signing key",
+                                                 "--signing-key"))
+    elif shared:
+        raise ConfigurationError(
+            f"{redact(str(db))}: a PostgreSQL database is shared by every instance, so no "
+            "instance makes a signing key for it: make one once with 'credit-check serve "
+            "keygen FILE' and give every instance that file with --signing-key FILE or "
+            f"{SIGNING_KEY_FILE_ENV}")
+    else:
+        signer = load_signer(Path(db))
+    env_data_key = os.environ.get(DATA_KEY_ENV)
+    if data_path is not None:
+        raw = read_key_file(data_path, "sandbox data key", "--data-key")
+    elif shared and not (env_data_key or "").strip():
+        raise ConfigurationError(
+            f"{redact(str(db))}: a PostgreSQL database is shared by every instance, so no "
+            "instance makes a data key for it: make one once with 'credit-check serve "
+            "keygen --data-key FILE' and give every instance that file with --data-key FILE "
+            f"or {DATA_KEY_FILE_ENV} (or its base64 text as {DATA_KEY_ENV})")
+    else:
+        raw = data_key(Path(db), env_data_key)
+    return signer, PersonalData(raw)
+
+
+def open_sandbox(db_path: str | Path, *, demo: bool, admin_key: str | None = None,
+                 signing_key: str | os.PathLike[str] | None = None,
+                 data_key_file: str | os.PathLike[str] | None = None
                  ) -> tuple[Store, Signer, str, str]:
     """Open (and on first use, fill) a sandbox database: store, signer, admin and demo key.
 
-    Safe for several processes opening the same database at once (``--workers N``): keys
-    are made first-writer-wins, the schema is made or migrated once, the demo data loaded
-    once.
+    Args:
+        db_path: a SQLite file, or a ``postgresql://`` URL.
+        signing_key, data_key_file: key files (see :func:`open_keys`).
+
+    Safe for several processes opening the same database at once (``--workers N``, or
+    several instances on one PostgreSQL database): keys are made first-writer-wins (or
+    given), the schema is made or migrated once, the demo data loaded once.
 
     Raises:
-        ConfigurationError: a key file or ``CREDIT_CHECK_SANDBOX_DATA_KEY`` is bad, or the
-            data key is not the database's.
+        ConfigurationError: a key file or ``CREDIT_CHECK_SANDBOX_DATA_KEY`` is bad or
+            missing, the data key is not the database's, or the database cannot be reached.
     """
-    db_path = Path(db_path)
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    signer = load_signer(db_path)
-    personal = PersonalData(data_key(db_path, os.environ.get(DATA_KEY_ENV)))
-    store = SQLiteStore(db_path, signer, personal)
+    store: Store
+    if is_postgres_url(db_path):
+        from credit_check._server._postgres import PostgresStore
+
+        url = str(db_path)
+        signer, personal = open_keys(url, signing_key=signing_key,
+                                     data_key_file=data_key_file)
+        store = PostgresStore(url, signer, personal)
+    else:
+        db_path = Path(db_path)
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        signer, personal = open_keys(db_path, signing_key=signing_key,
+                                     data_key_file=data_key_file)
+        store = SQLiteStore(db_path, signer, personal)
     try:
         if store.catalog() is None:
             store.put_catalog(Catalog.load(_demo.demo_catalog()), if_none=True)
@@ -79,16 +150,21 @@ class SandboxServer:
     """The sandbox list service on a background thread, for the demo and tests.
 
     Args:
-        db_path: the SQLite file (its signing key is kept beside it).
+        db_path: the SQLite file (its signing key is kept beside it), or a
+            ``postgresql://`` URL (then ``signing_key`` and ``data_key`` are needed).
         demo: load the fictional demo data on first use.
         host, port: where to listen; port 0 picks a free port.
         admin_key: the admin key (default: ``CREDIT_CHECK_ADMIN_KEY`` or one derived from
             the signing key).
+        signing_key, data_key: key files made by ``credit-check serve keygen``.
     """
 
     def __init__(self, db_path: str | Path, demo: bool = False, *, host: str = "127.0.0.1",
-                 port: int = 0, admin_key: str | None = None) -> None:
-        self.db_path = Path(db_path)
+                 port: int = 0, admin_key: str | None = None,
+                 signing_key: str | Path | None = None,
+                 data_key: str | Path | None = None) -> None:
+        self.db_path: str | Path = db_path if is_postgres_url(db_path) else Path(db_path)
+        self._keys = (signing_key, data_key)
         self.demo = demo
         self.host = host
         self.port = port
@@ -110,7 +186,8 @@ class SandboxServer:
         import uvicorn
 
         store, signer, self.admin_key, self.demo_key = open_sandbox(
-            self.db_path, demo=self.demo, admin_key=self._admin_key)
+            self.db_path, demo=self.demo, admin_key=self._admin_key,
+            signing_key=self._keys[0], data_key_file=self._keys[1])
         self._store = store
         self.public_key = signer.public_key
         config = uvicorn.Config(create_app(store, signer, self.admin_key), host=self.host,

@@ -68,7 +68,7 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return 1 if row is None else int(row[0])
 
 
-def set_meta(conn: sqlite3.Connection, name: str, value: str) -> None:
+def set_meta(conn: Any, name: str, value: str) -> None:
     conn.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) "
                  "DO UPDATE SET value = excluded.value", (name, value))
 

@@ -117,6 +117,10 @@ class SerialConflict(StoreError):
     """A catalogue serial that does not move forward."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached (after retrying); the request may be tried again."""
+
+
 class SnapshotGone(LookupError):
     """A delta from this version is no longer (or never was) available."""
 

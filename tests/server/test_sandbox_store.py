@@ -1,11 +1,12 @@
 """The sandbox's Store interface, tested through the interface only so that the same tests
-run on every engine (the ``engine`` parameter: SQLite now, PostgreSQL to come). Several
-store objects on one database stand for several service processes."""
+run on every engine (SQLite, and PostgreSQL on a throwaway server of the test session).
+Several store objects on one database stand for several service processes."""
 
 from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from credit_check._exceptions import ConfigurationError
 from credit_check._models import Catalog, EntryStatus, ListEntry
 from credit_check._server._demo import demo_catalog, make_id_number
 from credit_check._server._personal import PersonalData
+from credit_check._server._postgres import PostgresStore
 from credit_check._server._sqlite import SQLiteStore
 from credit_check._server._store import (
     SCHEMA_VERSION,
@@ -28,7 +30,7 @@ from credit_check._server._store import (
     entry_row,
 )
 
-ENGINES = ["sqlite"]
+ENGINES = ["sqlite", "postgres"]
 OpenStore = Callable[[], Store]
 
 
@@ -37,10 +39,14 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
     signer = Signer.generate()
     personal = PersonalData(os.urandom(32))
     opened: list[Store] = []
+    url = request.getfixturevalue("pg_url") if request.param == "postgres" else ""
 
     def make() -> Store:
-        assert request.param == "sqlite"
-        store = SQLiteStore(tmp_path / "s.db", signer, personal)
+        store: Store
+        if request.param == "postgres":
+            store = PostgresStore(url, signer, personal, pool_size=3)
+        else:
+            store = SQLiteStore(tmp_path / "s.db", signer, personal)
         opened.append(store)
         return store
 
@@ -158,8 +164,7 @@ def test_a_change_through_one_process_reaches_the_others(open_store: OpenStore) 
     # Each process's reference counts equal a rebuild from the database.
     fresh = open_store()
     for store in (a, b):
-        assert isinstance(store, SQLiteStore) and isinstance(fresh, SQLiteStore)
-        assert store.index.counts() == fresh.index.counts()
+        assert counts(store) == counts(fresh)
     assert a.raise_epoch() == 2 and b.refresh().epoch == 2
 
 
@@ -193,6 +198,12 @@ def test_subjects_change_the_set_through_their_representative(store: Store) -> N
     assert id_prefix(org) not in _listed(store)
 
 
+def counts(store: Store) -> Counter[int]:
+    """A store's in-memory reference counts of the prefix set."""
+    assert isinstance(store, SQLiteStore | PostgresStore)
+    return store.index.counts()
+
+
 def _listed(store: Store) -> set[int]:
     packed = store.snapshot().packed
     return {int.from_bytes(packed[i : i + 4], "big") for i in range(0, len(packed), 4)}
@@ -224,8 +235,7 @@ def test_counts_survive_many_processes_writing_in_turn(open_store: OpenStore) ->
             s.upsert(rows(entry(f"c-{i}", org_id(50 + i % 7),
                                 legal_representative_id=person(i % 4))))
     fresh = open_store()  # its set is rebuilt from the database
-    assert isinstance(fresh, SQLiteStore)
     for s in stores:
         s.refresh()
-        assert isinstance(s, SQLiteStore) and s.index.counts() == fresh.index.counts()
+        assert counts(s) == counts(fresh)
         assert s.snapshot() == fresh.snapshot()

@@ -1,0 +1,34 @@
+"""Fixtures every test directory can use: a throwaway PostgreSQL server for the session
+(``pg_cluster``) and a fresh database on it per test (``pg_url``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from _postgres import Cluster, find_bindir
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL server of our own on a free loopback port, for the whole session."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) found; install Debian's "
+                    "'postgresql' package (.ci/run does) to run the PostgreSQL tests")
+    cluster = Cluster(bindir)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> Iterator[str]:
+    """A new, empty database for one test; its ``postgresql://`` URL (with a password)."""
+    url = pg_cluster.create_database()
+    try:
+        yield url
+    finally:
+        pg_cluster.drop_database(url)
