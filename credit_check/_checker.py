@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from credit_check._breaker import CircuitBreaker
 from credit_check._cache import LookupCache
 from credit_check._checker_types import CheckerStatus, DecisionGroup
 from credit_check._crypto import feedback_key
@@ -28,6 +29,7 @@ from credit_check._outbox import Outbox
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
 from credit_check._sender import OutboxSender
 from credit_check._settings import FallbackPolicy, Settings
+from credit_check._status import data_status
 from credit_check._sync import Syncer
 from credit_check._transport import Transport
 
@@ -105,6 +107,9 @@ class Checker:
         verify: bool | None = None,
         ca_bundle: str | None = None,
         pilot_codes: Iterable[str] | str | None = None,
+        ready_timeout: float | None = None,
+        max_data_age: float | None = None,
+        breaker_cooldown: float | None = None,
         on_post_check: Callable[[Decision, Decision], None] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         start: bool = True,
@@ -120,6 +125,8 @@ class Checker:
             "lookup_retries": lookup_retries, "verify": verify, "ca_bundle": ca_bundle,
             "pilot_codes": tuple(pilot_codes) if isinstance(pilot_codes, (list, set, frozenset))
             else pilot_codes,
+            "ready_timeout": ready_timeout, "max_data_age": max_data_age,
+            "breaker_cooldown": breaker_cooldown,
         }
         if settings is None:
             settings = Settings.explicit(**options)
@@ -138,6 +145,7 @@ class Checker:
             base_url, api_key,
             connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
             verify=settings.verify, ca_bundle=settings.ca_bundle,
+            breaker=CircuitBreaker(cooldown=settings.breaker_cooldown),
         )
         self._outbox: Outbox | None = None
         self._sender: OutboxSender | None = None
@@ -150,7 +158,10 @@ class Checker:
             self._syncer = Syncer(self._transport, store,
                                   pinned_key=settings.service_public_key,
                                   interval=settings.sync_interval,
-                                  on_success=self._after_sync)
+                                  max_data_age=settings.max_data_age,
+                                  on_success=self._after_sync,
+                                  timer=(lambda: self._clock().timestamp()) if clock
+                                  else time.time)
             self._syncer.load()
             timer = (lambda: self._clock().timestamp()) if clock else time.monotonic
             self._cache = LookupCache(
@@ -162,6 +173,7 @@ class Checker:
                 syncer=self._syncer, cache=self._cache,
                 lookup=LookupClient(self._transport, retries=settings.lookup_retries),
                 fallback=policy, queue=self._queue, clock=self._clock,
+                max_stale=settings.max_stale,
             )
             if settings.feedback:
                 self._outbox = Outbox(store.file(OUTBOX_FILE), cipher=cipher,
@@ -226,7 +238,9 @@ class Checker:
         """
         if self._pid != os.getpid():
             self._after_fork_in_child()
-        decision = self._engine.decide_one(self._subject(subject), transaction, Mode.NORMAL)
+        parsed = self._subject(subject)
+        self._await_catalog()
+        decision = self._engine.decide_one(parsed, transaction, Mode.NORMAL)
         assert decision is not None  # NORMAL mode always decides
         if self._outbox is not None:
             self._record(decision)
@@ -285,12 +299,20 @@ class Checker:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = [self._subject(s) for s in subjects]
+        self._await_catalog()
         decisions = [d for d in self._engine.decide_many(parsed, transaction, Mode.NORMAL)
                      if d is not None]
         if self._outbox is not None:
             for d in decisions:
                 self._record(d)
         return DecisionGroup(decisions)
+
+    def _await_catalog(self) -> None:
+        # Rule 12: before the first catalogue, wait for it (never in an event loop: the
+        # local checks answer None instead). Only a running sync thread can bring it.
+        if self._syncer.catalog is None and self._syncer.thread_alive:
+            self._syncer.wake()
+            self._syncer.wait_catalog(self.settings.ready_timeout)
 
     def _record(self, decision: Decision) -> None:
         assert self._outbox is not None
@@ -349,7 +371,8 @@ class Checker:
 
     @property
     def ready(self) -> bool:
-        """Whether a catalogue and a snapshot are loaded."""
+        """Whether a measure catalogue is present, so checks are decided on it (a missing
+        or stale snapshot only means subjects are looked up online)."""
         return self._syncer.ready.is_set()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -357,7 +380,8 @@ class Checker:
         return self._syncer.ready.wait(timeout)
 
     def status(self) -> CheckerStatus:
-        """The snapshot and catalogue versions, the last error and the queue sizes."""
+        """The snapshot and catalogue versions, data freshness, the breaker, what degrades
+        decisions now, the last error and the queue sizes."""
         syncer, engine = self._syncer, self._engine
         snapshot, catalog = syncer.snapshot, syncer.catalog
         errors = [(syncer.last_error_at or 0.0, syncer.last_error),
@@ -372,11 +396,12 @@ class Checker:
         return CheckerStatus(
             ready=self.ready,
             snapshot_version=snapshot.version if snapshot is not None else None,
-            snapshot_age=(time.time() - syncer.snapshot_at) if syncer.snapshot_at else None,
+            snapshot_age=syncer.data_age() if snapshot is not None else None,
             catalog_version=catalog.catalog.version if catalog is not None else None,
             last_error=last,
             outbox_pending=outbox_pending,
             post_check_pending=self._queue.size(),
+            **data_status(syncer, engine, self._transport),
         )
 
     # -- threads, fork, close ----------------------------------------------------------
