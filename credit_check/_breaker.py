@@ -86,13 +86,15 @@ class CircuitBreaker:
                 return True
             return False
 
-    def success(self) -> None:
-        """The service answered: close the breaker."""
+    def success(self) -> bool:
+        """The service answered: close the breaker; True when this closed it."""
         with self._lock:
+            closed = self._state is not BreakerState.CLOSED
             self._failures = 0
             self._state = BreakerState.CLOSED
             self._cooldown = self._base
             self._probe = None
+            return closed
 
     def failure(self) -> bool:
         """An attempt failed (unreachable, timed out, 5xx/429); True when this opened it."""

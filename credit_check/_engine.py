@@ -375,7 +375,9 @@ class Engine:
             fresh = self._lookup.lookup_many(todo)
         except ServiceError as exc:
             self.last_error, self.last_error_at = f"lookup: {exc}", time.time()
-            logger.warning("credit list lookup failed for %d subject(s): %s", len(todo), exc)
+            # While the breaker is open the outage was logged once already.
+            logger.log(logging.DEBUG if isinstance(exc, CircuitOpen) else logging.WARNING,
+                       "credit list lookup failed for %d subject(s): %s", len(todo), exc)
             old = self._stale_snapshot(now)
             for sid in todo:
                 stale = self._cache.get_stale(sid) if mode is not Mode.STRICT else None

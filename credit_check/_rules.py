@@ -322,9 +322,9 @@ def _withheld_reason(w: Withheld, outcome: Outcome) -> str:
     who_zh, who_en = _ROLE_WORDS.get(w.role, (w.role, w.role))
     return (
         f"{zh}：服务未提供{who_zh}的名单信息，本场景的措施涉及{who_zh}，不能视为无记录，"
-        f"按降级规则处理：{_OUTCOME_WORDS[outcome]}。 / {en[0].upper()}{en[1:]}: the service "
-        f"withheld the entries of {who_en}, whom this scenario's measures target, so the "
-        f"subject cannot be taken as clean; the fallback ({outcome.value}) applies."
+        f"按降级规则处理：{_OUTCOME_WORDS[outcome]}。 / The service withheld the entries of "
+        f"{who_en} ({en}); this scenario's measures target {who_en}, so the subject cannot "
+        f"be taken as clean: the fallback ({outcome.value}) applies."
     )
 
 

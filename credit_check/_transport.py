@@ -80,7 +80,8 @@ class Transport:
             warning.
         ca_bundle: a CA bundle file to verify against instead of the system store.
         breaker: the circuit breaker every attempt goes through (rule 9); a default one
-            when not given.
+            when not given. Each attempt that cannot reach the service counts as a
+            failure; a call answered 5xx/429 counts once, after its retries.
     """
 
     def __init__(
@@ -194,13 +195,13 @@ class Transport:
                     timeout=self._timeout,
                 )
             except requests.exceptions.SSLError as exc:
-                breaker.failure()
+                self._failed()
                 raise ServiceUnavailable(
                     f"TLS to {self.base_url} failed: {type(exc).__name__}; check "
                     "CREDIT_CHECK_CA_BUNDLE or the service certificate"
                 ) from exc
             except requests.exceptions.RequestException as exc:
-                breaker.failure()
+                self._failed()
                 last = f"{type(exc).__name__} calling {method} {shown}"
                 cause = exc
             except BaseException:
@@ -208,23 +209,38 @@ class Transport:
                 raise
             else:
                 if resp.status_code in ok:
-                    breaker.success()
+                    self._answered()
                     return Response(resp.status_code, resp.headers, self._parse(resp, shown))
                 if resp.status_code not in RETRY_STATUSES and resp.status_code < 500:
-                    breaker.success()  # the service is up; our request was wrong
+                    self._answered()  # the service is up; our request was wrong
                     raise ServiceRejected(
                         f"{method} {shown} was refused with {resp.status_code}: "
                         f"{_problem_detail(resp) or resp.reason}",
                         status_code=resp.status_code,
                     )
-                breaker.failure()
                 last = f"{method} {shown} answered {resp.status_code}"
                 cause = None
                 wait = retry_after_seconds(resp.headers.get("Retry-After"))
             if attempt + 1 < attempts:
                 self._sleep(self._delay(attempt, wait))
+        if cause is None:
+            # A 5xx/429 counts once, after the retries: an endpoint that fails while the
+            # others answer must not cut the whole service off. An unreachable service
+            # counts every attempt, so one failed call can open the breaker.
+            self._failed()
         # Chain the last network error so a traceback shows what really happened.
         raise ServiceUnavailable(f"list service at {self.base_url} unavailable: {last}") from cause
+
+    def _failed(self) -> None:
+        if self.breaker.failure():
+            logger.warning(
+                "list service at %s unreachable: circuit breaker open; calls fail at once "
+                "(checks get the fallback) until a probe gets through", self.base_url)
+
+    def _answered(self) -> None:
+        if self.breaker.success():
+            logger.info("list service at %s answers again: circuit breaker closed",
+                           self.base_url)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
