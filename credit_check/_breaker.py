@@ -28,8 +28,9 @@ class CircuitBreaker:
     """Counts consecutive failed attempts and short-circuits calls while the service is down.
 
     Each *attempt* counts (a call retried twice that keeps failing counts three), so one
-    failed sync of a service that refuses connections opens the breaker. Any answer from
-    the service closes it again, a 4xx included: the service is up.
+    failed sync of a service that refuses connections opens the breaker, and one timed-out
+    attempt opens it at once. Any answer from the service closes it again, a 4xx
+    included: the service is up.
 
     While open, :meth:`allow` refuses until a cooldown has passed; then it lets exactly one
     caller through as the probe (half-open) and refuses the others until that probe ends.
@@ -96,10 +97,14 @@ class CircuitBreaker:
             self._probe = None
             return closed
 
-    def failure(self) -> bool:
-        """An attempt failed (unreachable, timed out, 5xx/429); True when this opened it."""
+    def failure(self, *, timed_out: bool = False) -> bool:
+        """An attempt failed (unreachable, timed out, 5xx/429); True when this opened it.
+
+        A timed-out attempt opens the breaker at once: it already cost its caller the
+        whole timeout, and every caller after it would pay the same.
+        """
         with self._lock:
-            self._failures += 1
+            self._failures += self.threshold if timed_out else 1
             probing = self._probe == threading.get_ident()
             if not probing and (self._state is BreakerState.HALF_OPEN
                                 or (self._state is BreakerState.CLOSED
@@ -114,6 +119,11 @@ class CircuitBreaker:
             if opened:
                 self.opened_count += 1
             return opened
+
+    def expire_cooldown(self) -> None:
+        """Let the next call probe now (an explicit sync asks to try the service again)."""
+        with self._lock:
+            self._retry_at = min(self._retry_at, self._timer())
 
     def release(self) -> None:
         """The probe ended without a verdict (e.g. an error of ours): let another probe."""

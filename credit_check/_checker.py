@@ -360,7 +360,11 @@ class Checker:
     # -- state -------------------------------------------------------------------------
 
     def sync(self) -> bool:
-        """Sync snapshot and catalogue now (and run due post-checks); True on success."""
+        """Sync snapshot and catalogue now (and run due post-checks); True on success.
+
+        While the circuit breaker is open this is the probe: it tries the service at once.
+        """
+        self._transport.breaker.expire_cooldown()
         ok = self._syncer.sync_once()
         if ok:
             self._after_sync()
@@ -432,7 +436,9 @@ class Checker:
         if self._closed:
             return
         self._closed = True
-        self._syncer.stop()
+        if self._transport.breaker.is_open:
+            timeout = min(timeout, 1.0)  # the service is down: what is pending stays on disk
+        self._syncer.stop(timeout)
         self._release(timeout)
 
     def _release(self, timeout: float = 5.0) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -48,28 +47,12 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def _ready_timeout() -> float:
-    raw = os.environ.get("CREDIT_CHECK_READY_TIMEOUT", "10")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):  # also refuses nan
-        raise ConfigurationError(f"CREDIT_CHECK_READY_TIMEOUT: {raw!r} is not a number of "
-                                 "seconds (0 or more)")
-    return value
-
-
 def _open_checker() -> Checker:
     from credit_check._checker import Checker
 
-    # Read before the checker starts its threads, so a bad value fails with nothing to close.
-    timeout = _ready_timeout()
-    checker = Checker.from_env()
-    # A fresh process has no snapshot or catalogue yet; give the first sync a moment
-    # rather than deciding everything on the degraded fallback.
-    checker.wait_ready(timeout=timeout)
-    return checker
+    # A fresh process has no catalogue yet: check() waits for the first one up to
+    # CREDIT_CHECK_READY_TIMEOUT (less when the service is known to be down).
+    return Checker.from_env()
 
 
 def _transaction(args: argparse.Namespace) -> Transaction:

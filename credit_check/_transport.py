@@ -201,7 +201,7 @@ class Transport:
                     "CREDIT_CHECK_CA_BUNDLE or the service certificate"
                 ) from exc
             except requests.exceptions.RequestException as exc:
-                self._failed()
+                self._failed(timed_out=isinstance(exc, requests.exceptions.Timeout))
                 last = f"{type(exc).__name__} calling {method} {shown}"
                 cause = exc
             except BaseException:
@@ -231,8 +231,8 @@ class Transport:
         # Chain the last network error so a traceback shows what really happened.
         raise ServiceUnavailable(f"list service at {self.base_url} unavailable: {last}") from cause
 
-    def _failed(self) -> None:
-        if self.breaker.failure():
+    def _failed(self, *, timed_out: bool = False) -> None:
+        if self.breaker.failure(timed_out=timed_out):
             logger.warning(
                 "list service at %s unreachable: circuit breaker open; calls fail at once "
                 "(checks get the fallback) until a probe gets through", self.base_url)
