@@ -69,7 +69,9 @@ def print_decision(d: Decision, out: TextIO) -> None:
     """A human-readable Decision, natural persons' ids masked."""
     subject = d.subject
     label = f"{subject.masked_id}" + (f" {subject.name}" if subject.name else "")
-    flag = "  [DEGRADED: list service unreachable]" if d.degraded else ""
+    # Degraded: the service could not answer, or withheld what the scenario needs; the
+    # reasons say which.
+    flag = "  [DEGRADED: see the reasons]" if d.degraded else ""
     print(f"{d.outcome.value.upper():<14} {label}{flag}", file=out)
     print(f"  decision {d.decision_id}  catalogue {d.catalog_version or '-'}  "
           f"data {d.data_version or '-'}  at {d.decided_at.isoformat()}", file=out)
@@ -273,8 +275,8 @@ def check_file(args: argparse.Namespace) -> int:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         print(f"checked {len(rows)} rows in {time.monotonic() - started:.1f} s: {parts}")
         if summary["degraded"]:
-            print(f"{summary['degraded']} decided on the degraded fallback (service unreachable); "
-                  "they are queued for a post-check")
+            print(f"{summary['degraded']} decided degraded (service unreachable, stale data or "
+                  "entries withheld from this key)")
         if args.out:
             print(f"report written to {args.out}")
     return EXIT_CODES[worst] if decided else (EXIT_BAD_INPUT if rows else 0)
