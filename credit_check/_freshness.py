@@ -13,8 +13,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from credit_check._catalog_state import CatalogState
 from credit_check._datadir import write_private
 from credit_check._exceptions import InvalidServiceData
+from credit_check._transport import CATALOG_SCHEMA
 
 logger = logging.getLogger("credit_check.sync")
 
@@ -27,6 +29,47 @@ class EpochChange(enum.Enum):
     SAME = "same"
     HIGHER = "higher"  # the operator restored a backup: resync in full
     LOWER = "lower"  # refused
+
+
+class CatalogOrder(enum.Enum):
+    """Where a verified catalogue answer stands against the one held."""
+
+    NEWER = "newer"  # use it
+    SAME = "same"  # the same serial and content: nothing to do
+    OLDER = "older"  # a lower serial within the epoch: ignored and counted
+    LOWER_EPOCH = "lower_epoch"  # refused and counted
+    HIGHER_EPOCH = "higher_epoch"  # a restored database: use it, resync in full
+    DOWNGRADE = "downgrade"  # no signature_v2 after one was seen: refused as an error
+    TOO_NEW = "too_new"  # needs a catalogue schema this SDK does not understand
+
+
+def held_serial(current: CatalogState | None, held: Freshness) -> int:
+    """The highest catalogue serial held (0 before any)."""
+    return max(held.catalog_serial or 0,
+               current.serial if current is not None and current.serial else 0)
+
+
+def catalog_order(state: CatalogState, current: CatalogState | None,
+                  held: Freshness) -> CatalogOrder:
+    """How a verified catalogue answer compares with what is held (§9.2): serials never
+    move backwards within an epoch."""
+    if not state.signed_v2:
+        if held.signed or (current is not None and current.signed_v2):
+            return CatalogOrder.DOWNGRADE
+        return CatalogOrder.NEWER  # a v1 service: no order to check
+    assert state.epoch is not None and state.serial is not None
+    if (state.schema or 0) > CATALOG_SCHEMA:
+        return CatalogOrder.TOO_NEW
+    change = held.epoch_change(state.epoch)
+    if change is EpochChange.LOWER:
+        return CatalogOrder.LOWER_EPOCH
+    if change is EpochChange.HIGHER:
+        return CatalogOrder.HIGHER_EPOCH
+    if state.serial < held_serial(current, held):
+        return CatalogOrder.OLDER
+    if current is not None and state.serial == current.serial and state.raw == current.raw:
+        return CatalogOrder.SAME
+    return CatalogOrder.NEWER
 
 
 def parse_issued_at(value: Any) -> dt.datetime:

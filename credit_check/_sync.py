@@ -23,7 +23,14 @@ from credit_check._exceptions import (
     ServiceRejected,
     ServiceUnavailable,
 )
-from credit_check._freshness import FRESHNESS_FILE, EpochChange, Freshness, parse_issued_at
+from credit_check._freshness import (
+    FRESHNESS_FILE,
+    CatalogOrder,
+    Freshness,
+    catalog_order,
+    held_serial,
+    parse_issued_at,
+)
 from credit_check._snapshot import (
     EpochRaised,
     SnapshotChecksumMismatch,
@@ -159,27 +166,13 @@ class Syncer:
         """The snapshot when its data is fresh at ``now`` (timer seconds), else None."""
         return self.snapshot if now < self.fresh_until else None
 
+    def now(self) -> float:
+        """The client's clock, in POSIX seconds (the timer the data age counts on)."""
+        return self._timer()
+
     def data_age(self) -> float | None:
         """Seconds since the newest signed answer arrived (None before any)."""
         return self.freshness.age(self._timer())
-
-    def stale_reason(self) -> str | None:
-        """Why the data is stale now, or None when it is fresh."""
-        now = self._timer()
-        if self.snapshot is None:
-            return "no snapshot yet: every subject is looked up online"
-        age = self.freshness.age(now)
-        if age is None:
-            return ("the snapshot's freshness is unknown (no signed answer recorded since it "
-                    "was persisted): subjects are looked up online until the next sync")
-        if now >= self.fresh_until:
-            return (f"the newest signed answer arrived {age:.0f} s ago (max_data_age "
-                    f"{self.max_data_age:.0f} s): subjects are looked up online")
-        if self.catalog_behind is not None:
-            held = self.catalog.serial if self.catalog is not None else None
-            return (f"the catalogue held (serial {held}) is older than the service's "
-                    f"(serial {self.catalog_behind})")
-        return None
 
     def wait_catalog(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a catalogue; give up early when the first
@@ -205,8 +198,23 @@ class Syncer:
             with self._lock:
                 return self._sync_locked()
         finally:
+            self._note_staleness()
             with self._settled:
                 self._settled.notify_all()
+
+    def _note_staleness(self) -> None:
+        # Said once when the data turns stale and once when it is fresh again.
+        stale = self.snapshot is not None and self.usable_snapshot(self._timer()) is None
+        if stale and CAUSE_STALE not in self._said:
+            age = self.data_age()
+            self._say_once(CAUSE_STALE, logging.WARNING,
+                           "the credit list data is stale (newest signed answer %s ago, "
+                           "max_data_age %.0f s): subjects are looked up online",
+                           f"{age:.0f} s" if age is not None else "unknown",
+                           self.max_data_age)
+        elif not stale and CAUSE_STALE in self._said:
+            self._said.discard(CAUSE_STALE)
+            logger.info("the credit list data is fresh again")
 
     def _sync_locked(self) -> bool:
         errors = []
@@ -301,15 +309,12 @@ class Syncer:
         self._update_ready()
 
     def _catalog_acceptable(self, state: CatalogState, current: CatalogState | None) -> bool:
-        held = self.freshness
-        if not state.signed_v2:
-            if held.signed or (current is not None and current.signed_v2):
-                raise InvalidServiceData(
-                    "an answer without signature_v2 from a service that signed its catalogue "
-                    "serial before; refused (a replayed or downgraded answer)")
-            return True
-        assert state.epoch is not None and state.serial is not None
-        self.upgrade_required = state.upgrade_required or (state.schema or 0) > CATALOG_SCHEMA
+        order = catalog_order(state, current, self.freshness)
+        if order is CatalogOrder.DOWNGRADE:
+            raise InvalidServiceData(
+                "an answer without signature_v2 from a service that signed its catalogue "
+                "serial before; refused (a replayed or downgraded answer)")
+        self.upgrade_required = state.upgrade_required or order is CatalogOrder.TOO_NEW
         if self.upgrade_required:
             self._say_once(CAUSE_UPGRADE, logging.ERROR,
                            "the service's current catalogue needs a newer credit-check "
@@ -317,25 +322,16 @@ class Syncer:
                            "version understands: upgrade credit-check", CATALOG_SCHEMA)
         else:
             self._said.discard(CAUSE_UPGRADE)
-        if (state.schema or 0) > CATALOG_SCHEMA:
-            return False
-        change = held.epoch_change(state.epoch)
-        if change is EpochChange.LOWER:
+        if order is CatalogOrder.LOWER_EPOCH:
             self._refuse(f"catalogue serial {state.serial} of epoch {state.epoch}: lower "
-                         f"than the epoch {held.epoch} held")
-            return False
-        if change is EpochChange.HIGHER:
-            logger.warning("the list service's epoch rose from %s to %s (a restored "
-                           "database): resyncing in full", held.epoch, state.epoch)
-            return True
-        serial = max(held.catalog_serial or 0,
-                     current.serial if current is not None and current.serial else 0)
-        if state.serial < serial:
+                         f"than the epoch {self.freshness.epoch} held")
+        elif order is CatalogOrder.OLDER:
             self._refuse(f"catalogue serial {state.serial} is older than the serial "
-                         f"{serial} held")
-            return False
-        return not (current is not None and state.serial == current.serial
-                    and state.raw == current.raw)
+                         f"{held_serial(current, self.freshness)} held")
+        elif order is CatalogOrder.HIGHER_EPOCH:
+            logger.warning("the list service's epoch rose from %s to %s (a restored "
+                           "database): resyncing in full", self.freshness.epoch, state.epoch)
+        return order in (CatalogOrder.NEWER, CatalogOrder.HIGHER_EPOCH)
 
     def _sync_snapshot(self, key: Ed25519PublicKey) -> None:
         current = self.snapshot
