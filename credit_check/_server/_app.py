@@ -1,18 +1,15 @@
-"""The sandbox list service as a Starlette application: protocol v1 (DESIGN §6), with
-problem+json errors (RFC 9457) for every refusal.
+"""The sandbox list service as a Starlette application: protocol v1 (DESIGN §6) and v1.1
+(§9), with problem+json errors (RFC 9457) for every refusal. This module holds the
+department-facing calls; the admin calls are in ``_admin``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
-import math
-import time
 from importlib import resources
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -20,69 +17,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from credit_check._crypto import Signer, catalog_message, constant_time_equal
-from credit_check._exceptions import CatalogError, InvalidSubjectId
-from credit_check._models import (
-    CST,
-    Catalog,
-    EntryStatus,
-    FeedbackRecord,
-    Timestamp,
-    describe_validation_error,
-)
-from credit_check._server._import import (
-    ImportRefused,
-    read_csv_entries,
-    read_json_entries,
-    release,
-    validated_id,
-)
-from credit_check._server._prefix_index import SnapshotGone
-from credit_check._server._store import ApiKey, Store, StoreError
+from credit_check._crypto import Signer, constant_time_equal
+from credit_check._exceptions import InvalidSubjectId
+from credit_check._models import FeedbackKind, describe_validation_error
+from credit_check._server._http import PROBLEM, Problem, decode_json, problem_response
+from credit_check._server._import import validated_id
+from credit_check._server._intake import take_feedback
+from credit_check._server._signed import catalog_answer, catalog_etag, snapshot_answer
+from credit_check._server._store import CATALOG_SCHEMA, ApiKey, SnapshotGone, Store
+
+__all__ = ["PROBLEM", "Problem", "Sandbox", "create_app", "problem_response"]
 
 BODY_LIMIT = 8 * 1024 * 1024
-ADMIN_BODY_LIMIT = 256 * 1024 * 1024
 BATCH_LIMIT = 1000
-FEEDBACK_LIMIT = 500
-PROBLEM = "application/problem+json"
-
-logger = logging.getLogger("credit_check.sandbox")
-
-
-class Problem(HTTPException):
-    """A refusal answered as problem+json."""
-
-    def __init__(self, status: int, detail: str, *, title: str | None = None,
-                 errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(status, detail)
-        self.title = title
-        self.errors = errors
-
-
-def problem_response(status: int, detail: str, title: str | None = None,
-                     errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-    from http import HTTPStatus
-
-    body: dict[str, Any] = {"type": "about:blank",
-                            "title": title or HTTPStatus(status).phrase,
-                            "status": status, "detail": detail}
-    if errors:
-        body["errors"] = errors
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
-
-
-class _StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    status: EntryStatus
-    effective_until: Timestamp | None = None
-
-
-class _NewKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    department: str = Field(min_length=1, max_length=256)
-    allow_persons: bool = False
+SCHEMA_HEADER = "x-credit-check-schema"
 
 
 class _Ids(BaseModel):
@@ -98,6 +46,18 @@ def _validated_id(raw: str) -> tuple[str, str]:
         raise Problem(400, str(exc), title="Invalid subject identifier") from None
 
 
+def _client_schema(request: Request) -> int:
+    """The catalogue schema the client declares it understands (none declared: 1)."""
+    text = request.headers.get(SCHEMA_HEADER)
+    if text is None:
+        return 1
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 6 or int(text) < 1:
+        raise Problem(400, "X-Credit-Check-Schema must be a positive integer, the catalogue "
+                      f"schema the client understands; got {text[:20]!r}")
+    return int(text)
+
+
 class Sandbox:
     """Request handlers over one :class:`Store`."""
 
@@ -108,7 +68,7 @@ class Sandbox:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _auth(self, request: Request, *, admin: bool = False) -> ApiKey:
+    def auth(self, request: Request, *, admin: bool = False) -> ApiKey:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -123,7 +83,7 @@ class Sandbox:
             raise Problem(403, "this call needs the admin key, not a department key")
         return key
 
-    async def _body(self, request: Request, limit: int = BODY_LIMIT) -> bytes:
+    async def body(self, request: Request, limit: int = BODY_LIMIT) -> bytes:
         declared = request.headers.get("content-length")
         if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
             raise Problem(413, f"the body is larger than the limit of {limit} bytes")
@@ -136,11 +96,11 @@ class Sandbox:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def _json(self, request: Request, limit: int = BODY_LIMIT) -> Any:
-        return _decode_json(await self._body(request, limit))
+    async def json(self, request: Request, limit: int = BODY_LIMIT) -> Any:
+        return decode_json(await self.body(request, limit))
 
     @staticmethod
-    def _model(model: type[BaseModel], data: Any, what: str) -> Any:
+    def model(model: type[BaseModel], data: Any, what: str) -> Any:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
@@ -149,15 +109,16 @@ class Sandbox:
     # -- lookups -----------------------------------------------------------------------
 
     async def subject(self, request: Request) -> Response:
-        key = self._auth(request)
+        key = self.auth(request)
         code, kind = _validated_id(request.path_params["subject_id"])
         answer = await run_in_threadpool(self.store.lookup, code, kind,
-                                         persons=key.allow_persons or key.admin)
+                                         persons=key.allow_persons or key.admin,
+                                         history=key.admin)
         return JSONResponse(answer)
 
     async def batch(self, request: Request) -> Response:
-        key = self._auth(request)
-        ids = self._model(_Ids, await self._json(request), "batch").ids
+        key = self.auth(request)
+        ids = self.model(_Ids, await self.json(request), "batch").ids
         validated = []
         errors = []
         for i, raw in enumerate(ids):
@@ -170,202 +131,98 @@ class Sandbox:
 
         def run() -> list[dict[str, Any]]:
             persons = key.allow_persons or key.admin
-            return [self.store.lookup(code, kind, persons=persons) for code, kind in validated]
+            return [self.store.lookup(code, kind, persons=persons, history=key.admin)
+                    for code, kind in validated]
 
         return JSONResponse({"results": await run_in_threadpool(run)})
 
     # -- signed data -------------------------------------------------------------------
 
     async def keys(self, request: Request) -> Response:
-        self._auth(request)
+        self.auth(request)
         kid = hashlib.sha256(self.signer.public_key.encode()).hexdigest()[:16]
         return JSONResponse({"keys": [{"kid": kid, "alg": "Ed25519",
                                        "public_key": self.signer.public_key}]})
 
+    async def capabilities(self, request: Request) -> Response:
+        key = self.auth(request)
+        head = await run_in_threadpool(self.store.refresh)
+        current = self.store.catalog()
+        return JSONResponse({
+            "protocol": "1.1",
+            "catalog_schema": current.schema if current else CATALOG_SCHEMA,
+            "epoch": head.epoch,
+            "record_kinds": [k.value for k in FeedbackKind],
+            "receipts": False,
+            "key": None if key.admin else {"key_id": key.key_id, "department": key.department,
+                                           "allow_persons": key.allow_persons}})
+
     async def catalog(self, request: Request) -> Response:
-        self._auth(request)
-        catalog = self.store.catalog
-        if catalog is None:
+        self.auth(request)
+        schema = _client_schema(request)
+        head = await run_in_threadpool(self.store.refresh)
+        current = self.store.catalog()
+        if current is None:
             raise Problem(404, "no catalogue is loaded; PUT /v1/admin/catalog first")
-        raw = catalog.model_dump(mode="json")
-        etag = f'"{catalog.version}-{hashlib.sha256(catalog_message(raw)).hexdigest()[:16]}"'
+        served = current if current.schema <= schema else self.store.catalog(schema)
+        if served is None:
+            raise Problem(406, f"the current catalogue needs schema {current.schema} and no "
+                          f"catalogue for schema {schema} is kept: upgrade credit-check",
+                          title="Upgrade required")
+        etag = catalog_etag(served)
         asked = request.headers.get("if-none-match", "")
         # RFC 9110: a list of tags, each possibly weak, or "*"
         if asked.strip() == "*" or etag in {t.strip().removeprefix("W/")
                                             for t in asked.split(",")}:
             return Response(status_code=304, headers={"ETag": etag})
-        return JSONResponse({"catalog": raw, "signature": self.signer.sign(catalog_message(raw))},
-                            headers={"ETag": etag})
+        body = catalog_answer(self.signer, served, head.epoch, current.schema > schema)
+        return JSONResponse(body, headers={"ETag": etag})
 
     async def snapshot(self, request: Request) -> Response:
-        self._auth(request)
+        self.auth(request)
         since = request.query_params.get("since")
-        if since is None:
-            return JSONResponse(await run_in_threadpool(self.store.index.full))
-        if not (since.isascii() and since.isdigit()) or len(since) > 18:
+        if since is not None and (not (since.isascii() and since.isdigit()) or len(since) > 18):
             raise Problem(400, f"since must be a snapshot version number, got {since[:40]!r}")
+
+        def answer() -> dict[str, Any]:
+            head = self.store.refresh()
+            if since is None:
+                return snapshot_answer(self.signer, self.store.snapshot(), head)
+            delta = self.store.delta(int(since))
+            return snapshot_answer(self.signer, delta.state, head, delta)
+
         try:
-            body = await run_in_threadpool(self.store.index.delta, int(since))
+            return JSONResponse(await run_in_threadpool(answer))
         except SnapshotGone as exc:
             raise Problem(410, str(exc), title="Delta no longer available") from None
-        return JSONResponse(body)
 
     # -- feedback ----------------------------------------------------------------------
 
     async def feedback(self, request: Request) -> Response:
-        key = self._auth(request)
+        key = self.auth(request)
         if key.admin:
             raise Problem(403, "feedback is sent with a department key")
-        raw = await self._body(request)
+        raw = await self.body(request)
+
+        def take() -> dict[str, Any]:
+            good, rejected = take_feedback(key, raw)
+            accepted, duplicates = self.store.add_feedback(good)
+            return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+
         # Reading and checking 500 records takes milliseconds: off the event loop.
-        return JSONResponse(await run_in_threadpool(self._take_feedback, key, raw))
-
-    def _take_feedback(self, key: ApiKey, raw: bytes) -> dict[str, Any]:
-        data = _decode_json(raw)
-        records = data.get("records") if isinstance(data, dict) else None
-        if not isinstance(records, list):
-            raise Problem(422, "the body must be {\"records\": [...]}")
-        if len(records) > FEEDBACK_LIMIT:
-            raise Problem(413, f"at most {FEEDBACK_LIMIT} records per call, got {len(records)}")
-        # Each record is checked on its own (a bad one never costs the others their place),
-        # then the good ones are stored in one transaction.
-        good: list[tuple[dict[str, Any], bytes]] = []
-        rejected: list[dict[str, Any]] = []
-        for i, record in enumerate(records):
-            body, reason = self._check_record(key, record)
-            if body is not None:
-                good.append((record, body))
-                continue
-            rid = record.get("record_id") if isinstance(record, dict) else None
-            rejected.append({"record_id": rid if isinstance(rid, str) else None,
-                             "index": i, "reason": reason})
-        accepted, duplicates = self.store.add_feedback(key, good)
-        return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
-
-    def _check_record(self, key: ApiKey, record: Any) -> tuple[bytes | None, str]:
-        """The signed body of a good record, or None and why the record is refused."""
-        if not isinstance(record, dict):
-            return None, "a record must be a JSON object"
-        try:
-            FeedbackRecord.model_validate(record)
-        except ValidationError as exc:
-            return None, describe_validation_error(exc, record, "feedback record")[:300]
-        body = self.store.signed_body(key, record)
-        if body is None:
-            return None, "hmac does not verify with this department's key"
-        return body, ""
-
-    # -- admin -------------------------------------------------------------------------
-
-    async def put_catalog(self, request: Request) -> Response:
-        self._auth(request, admin=True)
-        data = await self._json(request)
-        try:
-            catalog = Catalog.load(data)
-        except CatalogError as exc:
-            raise Problem(422, str(exc), title="Catalogue refused") from None
-        version = await run_in_threadpool(self.store.put_catalog, catalog)
-        return JSONResponse({"version": catalog.version, "snapshot_version": version})
-
-    def _import(self, raw: bytes, ctype: str) -> dict[str, int]:
-        """Parse, check and store a whole import; any problem refuses all of it."""
-        started = time.perf_counter()
-        try:
-            if ctype == "text/csv":
-                rows = read_csv_entries(raw)
-            else:
-                rows = read_json_entries(_decode_json(raw))
-        except ImportRefused as exc:
-            raise Problem(exc.status, exc.detail, errors=exc.errors) from None
-        checked = time.perf_counter()
-        try:
-            result = self.store.upsert_rows(rows)
-        except StoreError as exc:
-            raise Problem(422, str(exc)) from None
-        finally:
-            count = len(rows)
-            release(rows)
-        logger.info("import of %d entries: parsed and checked in %.2f s, written in %.2f s",
-                    count, checked - started, time.perf_counter() - checked)
-        return result
-
-    async def import_entries(self, request: Request) -> Response:
-        self._auth(request, admin=True)
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        raw = await self._body(request, ADMIN_BODY_LIMIT)
-        # Parsing and checking a large import takes seconds: off the event loop, so that
-        # lookups keep being answered meanwhile (and in chunks, see _import).
-        return JSONResponse(await run_in_threadpool(self._import, raw, ctype))
-
-    async def entry_status(self, request: Request) -> Response:
-        self._auth(request, admin=True)
-        change = self._model(_StatusChange, await self._json(request), "status change")
-        entry_id = request.path_params["entry_id"]
-        try:
-            entry = await run_in_threadpool(self.store.set_status, entry_id, change.status,
-                                            change.effective_until)
-        except KeyError:
-            raise Problem(404, f"no entry with entry_id {entry_id[:128]!r}") from None
-        return JSONResponse(entry.model_dump(mode="json"))
-
-    async def create_key(self, request: Request) -> Response:
-        self._auth(request, admin=True)
-        new = self._model(_NewKey, await self._json(request), "key request")
-        return JSONResponse(self.store.create_key(new.department, new.allow_persons),
-                            status_code=201)
-
-    async def revoke_key(self, request: Request) -> Response:
-        self._auth(request, admin=True)
-        key_id = request.path_params["key_id"]
-        if not self.store.revoke_key(key_id):
-            raise Problem(404, f"no key with key_id {key_id[:64]!r}")
-        return JSONResponse({"key_id": key_id, "revoked": True})
-
-    async def admin_feedback(self, request: Request) -> Response:
-        self._auth(request, admin=True)
-        since = request.query_params.get("since")
-        if since is not None:
-            try:
-                # received_at is stored as CST ISO text, so compare in CST
-                since = TypeAdapter(Timestamp).validate_python(since).astimezone(CST).isoformat()
-            except (ValidationError, OverflowError):
-                raise Problem(400, f"since must be an ISO 8601 time, got {since[:40]!r}") from None
-        records = await run_in_threadpool(self.store.feedback, since, 1_000_000)
-        return JSONResponse({"records": records})
-
-    async def stats(self, request: Request) -> Response:
-        self._auth(request, admin=True)
-        return JSONResponse(await run_in_threadpool(self.store.stats))
+        return JSONResponse(await run_in_threadpool(take))
 
     async def openapi(self, request: Request) -> Response:
         text = resources.files("credit_check._server").joinpath("openapi.json").read_text()
         return Response(text, media_type="application/json")
 
 
-def _no_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON; stored, they would make later answers fail to encode
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:20]} is out of range")
-    return value
-
-
-def _decode_json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise Problem(400, "the body is not valid JSON: nested too deeply") from None
-
-
 def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
     """The sandbox as an ASGI application."""
+    from credit_check._server._admin import Admin
+
     s = Sandbox(store, signer, admin_key)
+    a = Admin(s)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -383,13 +240,15 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
         Route("/v1/snapshot", s.snapshot, methods=["GET"]),
         Route("/v1/feedback", s.feedback, methods=["POST"]),
         Route("/v1/keys", s.keys, methods=["GET"]),
-        Route("/v1/admin/catalog", s.put_catalog, methods=["PUT"]),
-        Route("/v1/admin/entries", s.import_entries, methods=["POST"]),
-        Route("/v1/admin/entries/{entry_id}/status", s.entry_status, methods=["POST"]),
-        Route("/v1/admin/keys", s.create_key, methods=["POST"]),
-        Route("/v1/admin/keys/{key_id}/revoke", s.revoke_key, methods=["POST"]),
-        Route("/v1/admin/feedback", s.admin_feedback, methods=["GET"]),
-        Route("/v1/admin/stats", s.stats, methods=["GET"]),
+        Route("/v1/capabilities", s.capabilities, methods=["GET"]),
+        Route("/v1/admin/catalog", a.put_catalog, methods=["PUT"]),
+        Route("/v1/admin/entries", a.import_entries, methods=["POST"]),
+        Route("/v1/admin/entries/{entry_id}/status", a.entry_status, methods=["POST"]),
+        Route("/v1/admin/keys", a.create_key, methods=["POST"]),
+        Route("/v1/admin/keys/{key_id}/revoke", a.revoke_key, methods=["POST"]),
+        Route("/v1/admin/epoch", a.raise_epoch, methods=["POST"]),
+        Route("/v1/admin/feedback", a.admin_feedback, methods=["GET"]),
+        Route("/v1/admin/stats", a.stats, methods=["GET"]),
         Route("/openapi.json", s.openapi, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: on_http_error,

@@ -31,7 +31,7 @@ def serve(args: argparse.Namespace) -> int:
     host = f"[{args.host}]" if ":" in args.host else args.host
     info = {"base_url": f"http://{host}:{args.port}", "db": str(db),
             "demo_api_key": demo_key, "admin_key": admin_key,
-            "public_key": signer.public_key, "snapshot_version": store.index.version}
+            "public_key": signer.public_key, "snapshot_version": store.refresh().version}
     if args.json:
         print(json.dumps(info), flush=True)
     else:

@@ -1,5 +1,6 @@
-"""The sandbox's live prefix set: reference counts per prefix, a version per change, and
-the deltas of the last versions, so a change costs what it touches, not the whole set.
+"""One process's copy of the live prefix set: a reference count per prefix (several
+entries may put the same prefix in the set) at one version, and the signed full set of
+that version, built once per version. The deltas between versions live in the database.
 """
 
 from __future__ import annotations
@@ -8,130 +9,106 @@ import hashlib
 import sys
 import threading
 from array import array
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 
-from credit_check._crypto import Signer, b64e, pack_prefixes, snapshot_message
+from credit_check._crypto import Signer, snapshot_message
+from credit_check._server._store import SnapshotState
 
-KEPT_DELTAS = 5000
-
-
-@dataclass(frozen=True, slots=True)
-class _Full:
-    version: int
-    packed: bytes
-    checksum: str
-    signature: str
+# The prefix set is never 4 GiB: deltas and contributions are packed as arrays of "I".
+_ARRAY = "I"
 
 
-class SnapshotGone(LookupError):
-    """A delta from this version is no longer (or never was) available."""
+def pack(prefixes: Iterable[int]) -> bytes:
+    """Prefixes (any order, repeats kept) as 4-byte big-endian integers."""
+    values = array(_ARRAY, prefixes)
+    if sys.byteorder == "little":
+        values.byteswap()
+    return values.tobytes()
+
+
+def unpack(data: bytes | None) -> array[int]:
+    values = array(_ARRAY)
+    if data:
+        values.frombytes(bytes(data))
+        if sys.byteorder == "little":
+            values.byteswap()
+    return values
 
 
 class PrefixIndex:
-    """Reference-counted prefixes with versioned deltas; thread-safe."""
+    """Reference-counted prefixes at one version; thread-safe."""
 
-    def __init__(self, signer: Signer, version: int = 1) -> None:
+    def __init__(self, signer: Signer) -> None:
         self._signer = signer
         self._counts: Counter[int] = Counter()
-        self._lock = threading.Lock()
-        self.version = version
-        # (version, added, removed): the change that produced ``version`` from version - 1
-        self._deltas: deque[tuple[int, frozenset[int], frozenset[int]]] = deque(maxlen=KEPT_DELTAS)
-        self._full: _Full | None = None
+        self.lock = threading.RLock()
+        self.version = 0
+        self._state: SnapshotState | None = None
 
     def reset(self, prefixes: Iterable[int], version: int) -> None:
-        """Load the whole set (at start-up or after a catalogue change); older deltas go."""
-        with self._lock:
+        """Load the whole set as ``version``."""
+        with self.lock:
             self._counts = Counter(prefixes)
             self.version = version
-            self._deltas.clear()
-            self._full = None
+            self._state = None
 
-    def change(self, minus: Iterable[int], plus: Iterable[int], version: int) -> None:
-        """Apply reference-count changes made by one admin call, as ``version``."""
-        with self._lock:
+    def apply(self, minus: Iterable[int], plus: Iterable[int], version: int) -> None:
+        """Apply the reference-count changes that made ``version``."""
+        with self.lock:
             counts = self._counts
-            added: set[int] = set()
-            removed: set[int] = set()
             for p in minus:
                 counts[p] -= 1
                 if counts[p] <= 0:
                     del counts[p]
-                    if p in added:
-                        added.discard(p)
-                    else:
-                        removed.add(p)
             for p in plus:
-                if counts[p] == 0:
-                    if p in removed:
-                        removed.discard(p)
-                    else:
-                        added.add(p)
                 counts[p] += 1
-            self._deltas.append((version, frozenset(added), frozenset(removed)))
             self.version = version
-            self._full = None
+            self._state = None
+
+    def preview(self, minus: Iterable[int], plus: Iterable[int]
+                ) -> tuple[set[int], set[int], set[int]]:
+        """What applying the changes would do: (added, removed, prefixes in the set after
+        among those touched), without applying them."""
+        with self.lock:
+            counts = self._counts
+            touched: Counter[int] = Counter()
+            for p in minus:
+                touched[p] -= 1
+            for p in plus:
+                touched[p] += 1
+            added: set[int] = set()
+            removed: set[int] = set()
+            present: set[int] = set()
+            for p, change in touched.items():
+                before = counts.get(p, 0)
+                after = before + change
+                if after > 0:
+                    present.add(p)
+                    if before <= 0:
+                        added.add(p)
+                elif before > 0:
+                    removed.add(p)
+            return added, removed, present
+
+    def counts(self) -> Counter[int]:
+        """A copy of the reference counts (for checks)."""
+        with self.lock:
+            return Counter(self._counts)
 
     def __len__(self) -> int:
         return len(self._counts)
 
-    def full(self) -> dict[str, object]:
-        """The full set at the current version, signed (cached until the next change)."""
-        state = self._current()
-        return {"version": state.version, "full": True, "prefixes": b64e(state.packed),
-                "checksum": state.checksum, "signature": state.signature,
-                "count": len(state.packed) // 4}
+    def __contains__(self, prefix: object) -> bool:
+        return prefix in self._counts
 
-    def delta(self, since: int) -> dict[str, object]:
-        """The change from ``since`` to the current version, signed.
-
-        Raises:
-            SnapshotGone: ``since`` is older than the kept deltas, or unknown.
-        """
-        with self._lock:
-            current = self.version
-            if since > current or since < 0:
-                raise SnapshotGone(f"version {since} is unknown; the current version is {current}")
-            steps = [d for d in self._deltas if d[0] > since]
-            if len(steps) != current - since:
-                raise SnapshotGone(
-                    f"no delta from version {since} is kept (the oldest kept starts at "
-                    f"{self._deltas[0][0] - 1 if self._deltas else current}); fetch the full snapshot"
-                )
-            # the state of the same version as the steps, not of a change made since
-            state = self._current_locked()
-        added: set[int] = set()
-        removed: set[int] = set()
-        for _, plus, minus in steps:
-            for p in minus:
-                if p in added:
-                    added.discard(p)
-                else:
-                    removed.add(p)
-            for p in plus:
-                if p in removed:
-                    removed.discard(p)
-                else:
-                    added.add(p)
-        return {"version": state.version, "since": since, "full": False,
-                "added": b64e(pack_prefixes(added)), "removed": b64e(pack_prefixes(removed)),
-                "checksum": state.checksum, "signature": state.signature,
-                "count": len(state.packed) // 4}
-
-    def _current(self) -> _Full:
-        with self._lock:
-            return self._current_locked()
-
-    def _current_locked(self) -> _Full:
-        if self._full is not None and self._full.version == self.version:
-            return self._full
-        values = array("I", sorted(self._counts))
-        if sys.byteorder == "little":
-            values.byteswap()
-        packed = values.tobytes()
-        checksum = hashlib.sha256(packed).hexdigest()
-        self._full = _Full(self.version, packed, checksum,
-                           self._signer.sign(snapshot_message(self.version, checksum)))
-        return self._full
+    def state(self) -> SnapshotState:
+        """The full set at the current version, with its v1 signature (cached)."""
+        with self.lock:
+            if self._state is not None and self._state.version == self.version:
+                return self._state
+            packed = pack(sorted(self._counts))
+            checksum = hashlib.sha256(packed).hexdigest()
+            self._state = SnapshotState(self.version, packed, checksum, self._signer.sign(
+                snapshot_message(self.version, checksum)))
+            return self._state

@@ -13,31 +13,26 @@ from pathlib import Path
 from typing import Any
 
 from credit_check._crypto import Signer
-from credit_check._exceptions import ConfigurationError
 from credit_check._models import Catalog, ListEntry
 from credit_check._server import _demo
 from credit_check._server._app import create_app
-from credit_check._server._store import Store
+from credit_check._server._keyfiles import data_key, read_or_create, signing_key_file
+from credit_check._server._personal import PersonalData
+from credit_check._server._sqlite import SQLiteStore
+from credit_check._server._store import Store, entry_row
 
 logger = logging.getLogger("credit_check.sandbox")
 
 DEMO_DEPARTMENT = "示范市行政审批局"
+DATA_KEY_ENV = "CREDIT_CHECK_SANDBOX_DATA_KEY"
 
 
 def load_signer(db_path: Path) -> Signer:
-    """The service's Ed25519 key, generated on first start beside the database (mode 0600)."""
-    key_file = db_path.with_name(db_path.name + ".signing-key")
-    if key_file.exists():
-        raw = key_file.read_bytes()
-        if len(raw) != 32:
-            raise ConfigurationError(f"{key_file}: not a 32-byte Ed25519 key; remove it to "
-                                     "generate a new one (clients must then re-pin)")
-        return Signer.from_bytes(raw)
-    signer = Signer.generate()
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(signer.private_bytes())
-    return signer
+    """The service's Ed25519 key, made on first start beside the database (mode 0600);
+    processes starting together all get the one that was written first."""
+    raw = read_or_create(signing_key_file(db_path), lambda: Signer.generate().private_bytes(),
+                         "signing key")
+    return Signer.from_bytes(raw)
 
 
 def derived_key(signer: Signer, purpose: str) -> str:
@@ -48,21 +43,33 @@ def derived_key(signer: Signer, purpose: str) -> str:
 
 def open_sandbox(db_path: Path, *, demo: bool, admin_key: str | None = None
                  ) -> tuple[Store, Signer, str, str]:
-    """Open (and on first use, fill) a sandbox database: store, signer, admin and demo key."""
+    """Open (and on first use, fill) a sandbox database: store, signer, admin and demo key.
+
+    Safe for several processes opening the same database at once (``--workers N``): keys
+    are made first-writer-wins, the schema is made or migrated once, the demo data loaded
+    once.
+
+    Raises:
+        ConfigurationError: a key file or ``CREDIT_CHECK_SANDBOX_DATA_KEY`` is bad, or the
+            data key is not the database's.
+    """
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     signer = load_signer(db_path)
-    store = Store(db_path, signer)
-    if store.catalog is None:
-        store.put_catalog(Catalog.load(_demo.demo_catalog()))
-    demo_key = derived_key(signer, "demo-key")
-    store.create_key(DEMO_DEPARTMENT, True, api_key=demo_key)
-    if demo and store.meta("demo_loaded") is None:
-        entries, subjects = _demo.build()
-        store.upsert_subjects(subjects)
-        store.upsert_entries([ListEntry.model_validate(e) for e in entries])
-        with store._tx() as conn:
-            store._set_meta(conn, "demo_loaded", "1")
+    personal = PersonalData(data_key(db_path, os.environ.get(DATA_KEY_ENV)))
+    store = SQLiteStore(db_path, signer, personal)
+    try:
+        if store.catalog() is None:
+            store.put_catalog(Catalog.load(_demo.demo_catalog()), if_none=True)
+        demo_key = derived_key(signer, "demo-key")
+        store.create_key(DEMO_DEPARTMENT, True, api_key=demo_key)
+        if demo and store.meta("demo_loaded") is None:
+            entries, subjects = _demo.build()
+            store.upsert([entry_row(ListEntry.model_validate(e)) for e in entries], subjects,
+                         once="demo_loaded")
+    except BaseException:
+        store.close()
+        raise
     admin = admin_key or os.environ.get("CREDIT_CHECK_ADMIN_KEY") or derived_key(
         signer, "admin-key")
     return store, signer, admin, demo_key

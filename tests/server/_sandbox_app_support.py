@@ -15,7 +15,7 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 __all__ = ["PROBLEM", "Sandbox", "TestClient", "assert_problem", "entry", "feedback_records",
-           "make_decision", "org_id"]
+           "make_decision", "org_id", "person_records"]
 
 from credit_check._crypto import Signer, feedback_key, record_hmac
 from credit_check._feedback import decision_record
@@ -125,6 +125,21 @@ def feedback_records(api_key: str, n: int, *, department: str = "财政局",
     for i in range(n):
         record = decision_record(make_decision(i, scenario=scenario, department=department),
                                  department=department).model_dump(mode="json")
+        record["hmac"] = record_hmac(feedback_key(api_key), record)
+        out.append(record)
+    return out
+
+
+def person_records(api_key: str, people: list[tuple[str, str]], *,
+                   department: str = "财政局") -> list[dict[str, Any]]:
+    """Signed decision records of natural persons ``(id number, name)``, as sent."""
+    out = []
+    for i, (id_number, name) in enumerate(people):
+        decision = make_decision(i, scenario="licensing", department=department)
+        decision = decision.model_copy(update={"subject": Subject.person(id_number, name),
+                                               "matches": [], "measures": [],
+                                               "outcome": Outcome.ALLOW})
+        record = decision_record(decision, department=department).model_dump(mode="json")
         record["hmac"] = record_hmac(feedback_key(api_key), record)
         out.append(record)
     return out

@@ -58,8 +58,8 @@ def test_csv_rows_equal_the_rows_of_the_validated_entries(newline: str) -> None:
     rows = read_csv_entries(("\ufeff" + csv_text(given, newline)).encode())
     expected = [entry_row(ListEntry.model_validate(e)) for e in given]
     assert rows == expected
-    assert json.loads(rows[1][5])["effective_until"] == "2030-01-01T12:00:00+08:00"
-    assert json.loads(rows[0][5])["name"].endswith("第二行 0")
+    assert json.loads(rows[1][6])["effective_until"] == "2030-01-01T12:00:00+08:00"
+    assert json.loads(rows[0][6])["name"].endswith("第二行 0")
 
 
 def test_json_rows_equal_the_rows_of_the_validated_entries() -> None:

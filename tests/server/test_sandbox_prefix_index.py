@@ -1,82 +1,49 @@
-"""The sandbox's live prefix index: reference counts, deltas, and deltas read while admin
-changes land (the delta, checksum and signature must describe one and the same version)."""
+"""One process's prefix index (credit_check/_server/_prefix_index.py): reference counts,
+the preview a writer takes before recording its delta, and the signed full set."""
 
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
+from collections import Counter
 
-import pytest
-
-from credit_check._crypto import (
-    Signer,
-    b64d,
-    load_public_key,
-    pack_prefixes,
-    snapshot_message,
-    unpack_prefixes,
-    verify,
-)
-from credit_check._server._prefix_index import KEPT_DELTAS, PrefixIndex, SnapshotGone
+from credit_check._crypto import Signer, load_public_key, pack_prefixes, snapshot_message, verify
+from credit_check._server._prefix_index import PrefixIndex, pack, unpack
 
 
-def test_reference_counts_and_deltas() -> None:
-    signer = Signer.generate()
-    index = PrefixIndex(signer, version=1)
+def test_reference_counts_keep_a_prefix_while_any_entry_holds_it() -> None:
+    index = PrefixIndex(Signer.generate())
     index.reset([5, 5, 7], 1)
-    index.change([5], [9], 2)  # 5 still held once: not removed
-    index.change([5, 7], [7], 3)  # 5 goes; 7 replaced by itself: no change
-    full = index.full()
-    assert unpack_prefixes(b64d(str(full["prefixes"]))) == [7, 9] and full["count"] == 2
-    delta = index.delta(1)
-    assert (unpack_prefixes(b64d(str(delta["added"]))),
-            unpack_prefixes(b64d(str(delta["removed"])))) == ([9], [5])
-    assert delta["checksum"] == full["checksum"] == hashlib.sha256(pack_prefixes([7, 9])).hexdigest()
-    verify(load_public_key(signer.public_key), snapshot_message(3, str(delta["checksum"])),
-           str(delta["signature"]), "snapshot")
-    for since in (0, 4, -1):
-        with pytest.raises(SnapshotGone):
-            index.delta(since)
+    index.apply([5], [9], 2)  # 5 still held once: not removed
+    assert 5 in index and 9 in index and index.version == 2
+    index.apply([5, 7], [7], 3)  # 5 goes; 7 replaced by itself
+    assert index.counts() == Counter({7: 1, 9: 1})
+    assert unpack(index.state().packed).tolist() == [7, 9]
 
 
-def test_only_the_last_deltas_are_kept() -> None:
-    index = PrefixIndex(Signer.generate(), version=1)
-    for v in range(2, KEPT_DELTAS + 3):
-        index.change([], [v], v)
-    with pytest.raises(SnapshotGone):
-        index.delta(1)
-    assert index.delta(index.version - KEPT_DELTAS)["since"] == index.version - KEPT_DELTAS
+def test_preview_tells_added_removed_and_present_without_applying() -> None:
+    index = PrefixIndex(Signer.generate())
+    index.reset([1, 2, 2], 4)
+    added, removed, present = index.preview(minus=[1, 2], plus=[3, 4, 4])
+    assert (added, removed, present) == ({3, 4}, {1}, {2, 3, 4})
+    assert index.counts() == Counter({1: 1, 2: 2}) and index.version == 4
 
 
-def test_delta_read_during_changes_is_consistent() -> None:
-    """A delta served while another thread applies changes: added/removed applied to the set
-    at ``since`` must give exactly the set whose checksum (and version) the answer carries."""
-    index = PrefixIndex(Signer.generate(), version=1)
-    index.reset(range(100), 1)
-    base = set(range(100))
-    stop = threading.Event()
+def test_state_is_the_sorted_set_signed_with_its_version() -> None:
+    signer = Signer.generate()
+    index = PrefixIndex(signer)
+    index.reset([2**32 - 1, 3, 3, 70000], 9)
+    state = index.state()
+    assert state.packed == pack_prefixes([3, 70000, 2**32 - 1]) and state.count == 3
+    assert state.checksum == hashlib.sha256(state.packed).hexdigest()
+    verify(load_public_key(signer.public_key), snapshot_message(9, state.checksum),
+           state.signature, "snapshot")
+    assert index.state() is state  # cached until the next change
+    index.apply([], [4], 10)
+    assert index.state().version == 10 and index.state().count == 4
 
-    def writer() -> None:
-        for v in range(2, 200):
-            if stop.is_set():
-                return
-            index.change([v % 100] if v % 2 else [], [1000 + v], v)
-            time.sleep(0.0002)
 
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        bad = []
-        while thread.is_alive():
-            delta = index.delta(1)
-            result = (base - set(unpack_prefixes(b64d(str(delta["removed"]))))) | set(
-                unpack_prefixes(b64d(str(delta["added"]))))
-            if hashlib.sha256(pack_prefixes(sorted(result))).hexdigest() != delta["checksum"]:
-                bad.append(delta["version"])
-            if len(bad) > 3:
-                break
-    finally:
-        stop.set()
-        thread.join()
-    assert bad == []
+def test_pack_and_unpack_keep_order_and_repeats() -> None:
+    values = [9, 1, 9, 2**32 - 1]
+    assert unpack(pack(values)).tolist() == values
+    assert pack(values)[:4] == (9).to_bytes(4, "big")
+    assert unpack(None).tolist() == [] and unpack(b"").tolist() == []

@@ -1,0 +1,231 @@
+"""The sandbox's Store interface, tested through the interface only so that the same tests
+run on every engine (the ``engine`` parameter: SQLite now, PostgreSQL to come). Several
+store objects on one database stand for several service processes."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from _sandbox_app_support import entry, org_id
+
+from credit_check._crypto import Signer, id_prefix
+from credit_check._exceptions import ConfigurationError
+from credit_check._models import Catalog, EntryStatus, ListEntry
+from credit_check._server._demo import demo_catalog, make_id_number
+from credit_check._server._personal import PersonalData
+from credit_check._server._sqlite import SQLiteStore
+from credit_check._server._store import (
+    SCHEMA_VERSION,
+    Intake,
+    SerialConflict,
+    SnapshotGone,
+    Store,
+    StoreError,
+    entry_row,
+)
+
+ENGINES = ["sqlite"]
+OpenStore = Callable[[], Store]
+
+
+@pytest.fixture(params=ENGINES)
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenStore]:
+    signer = Signer.generate()
+    personal = PersonalData(os.urandom(32))
+    opened: list[Store] = []
+
+    def make() -> Store:
+        assert request.param == "sqlite"
+        store = SQLiteStore(tmp_path / "s.db", signer, personal)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_store: OpenStore) -> Store:
+    s = open_store()
+    s.put_catalog(Catalog.load(demo_catalog()))
+    return s
+
+
+def rows(*entries: dict[str, object]) -> list[tuple[str, str, str, str | None, str, str, str]]:
+    return [entry_row(ListEntry.model_validate(e)) for e in entries]
+
+
+def person(seed: int) -> str:
+    return make_id_number(random.Random(seed))
+
+
+def intake(record_id: str, day: str = "2026-03-01") -> Intake:
+    return Intake(record_id, "财政局", "decision", "procurement", "allow", 0, 0, day,
+                  b'{"record_id":"' + record_id.encode() + b'"}')
+
+
+def test_schema_version_is_recorded(store: Store) -> None:
+    assert store.schema_version == SCHEMA_VERSION
+    assert store.meta("schema_version") == str(SCHEMA_VERSION)
+
+
+def test_a_one_time_flag_is_claimed_once(open_store: OpenStore) -> None:
+    a, b = open_store(), open_store()
+    assert a.claim("demo_loaded") is True
+    assert b.claim("demo_loaded") is False and a.claim("demo_loaded") is False
+
+
+def test_catalogue_serials_only_increase(open_store: OpenStore) -> None:
+    store = open_store()
+    assert store.catalog() is None
+    first, v1 = store.put_catalog(Catalog.load(demo_catalog()))
+    assert first.serial == 1 and store.refresh().catalog_serial == 1
+    same, v_same = store.put_catalog(Catalog.load(demo_catalog()), if_none=True)
+    assert (same.serial, v_same) == (1, v1)  # there was one: nothing done
+    with pytest.raises(SerialConflict, match="only increases"):
+        store.put_catalog(Catalog.load(demo_catalog()), serial=1)
+    assert store.put_catalog(Catalog.load(demo_catalog()), serial=5)[0].serial == 5
+    assert store.put_catalog(Catalog.load(demo_catalog()))[0].serial == 6
+    other = open_store()  # another process
+    assert other.catalog() is not None and other.catalog().serial == 6  # type: ignore[union-attr]
+
+
+def test_upsert_lookup_and_snapshot(store: Store) -> None:
+    org, rep = org_id(10), person(10)
+    result = store.upsert(rows(entry("s-1", org, legal_representative_id=rep),
+                               entry("s-2", org_id(11), status="repaired")))
+    assert (result["created"], result["updated"]) == (2, 0)
+    assert result["version"] == store.refresh().version
+    answer = store.lookup(org, "organization", persons=True, history=False)
+    assert [e["entry_id"] for e in answer["entries"]] == ["s-1"]
+    assert answer["subject"]["legal_representative"] == {"id": rep, "name": None}
+    assert answer["data_version"] == str(result["version"])
+    hidden = store.lookup(org, "organization", persons=False, history=False)
+    assert hidden["subject"]["legal_representative"] is None and rep not in str(hidden)
+    assert store.lookup(org_id(11), "organization", persons=True, history=False)[
+        "entries"] == []
+    assert [e["status"] for e in store.lookup(org_id(11), "organization", persons=True,
+                                              history=True)["entries"]] == ["repaired"]
+    state = store.snapshot()
+    listed = {int.from_bytes(state.packed[i : i + 4], "big")
+              for i in range(0, len(state.packed), 4)}
+    assert {id_prefix(org), id_prefix(rep)} <= listed and id_prefix(org_id(11)) not in listed
+    with pytest.raises(StoreError, match=r"no\.such"):
+        store.upsert(rows(entry("s-3", org_id(12), list_code="no.such")))
+
+
+def test_status_change_and_delta(store: Store) -> None:
+    org = org_id(20)
+    v0 = store.upsert(rows(entry("d-1", org)))["version"]
+    changed = store.set_status("d-1", EntryStatus.OBJECTION_PENDING, None)
+    assert changed.status is EntryStatus.OBJECTION_PENDING
+    store.set_status("d-1", EntryStatus.REMOVED, None, "objection_upheld_wrong")
+    delta = store.delta(v0)
+    assert (delta.since, delta.state.version) == (v0, v0 + 2)
+    assert delta.removed == {id_prefix(org)} and delta.added == set()
+    assert delta.changed == set() and delta.lifted == {"d-1"}
+    assert store.delta(v0 + 1).changed == set()
+    step = store.delta(v0)
+    assert step.state.checksum == store.snapshot().checksum
+    with pytest.raises(KeyError):
+        store.set_status("nope", EntryStatus.ACTIVE, None)
+    with pytest.raises(SnapshotGone):
+        store.delta(v0 + 3)
+    store.put_catalog(Catalog.load(demo_catalog()))  # rebuilds the set
+    with pytest.raises(SnapshotGone, match="full snapshot"):
+        store.delta(v0)
+
+
+def test_a_change_through_one_process_reaches_the_others(open_store: OpenStore) -> None:
+    a = open_store()
+    a.put_catalog(Catalog.load(demo_catalog()))
+    b = open_store()
+    rep = person(30)
+    a.upsert(rows(entry("m-1", org_id(30), legal_representative_id=rep)))
+    b.upsert(rows(entry("m-2", org_id(31))))  # b catches up before it writes
+    a.set_status("m-1", EntryStatus.REPAIRED, None)
+    head_a, head_b = a.refresh(), b.refresh()
+    assert head_a == head_b
+    assert a.snapshot() == b.snapshot()
+    assert b.delta(head_b.version - 3).removed == set()
+    assert b.delta(head_b.version - 2).added == {id_prefix(org_id(31))}
+    assert a.lookup(org_id(31), "organization", persons=True, history=False)["entries"]
+    # Each process's reference counts equal a rebuild from the database.
+    fresh = open_store()
+    for store in (a, b):
+        assert isinstance(store, SQLiteStore) and isinstance(fresh, SQLiteStore)
+        assert store.index.counts() == fresh.index.counts()
+    assert a.raise_epoch() == 2 and b.refresh().epoch == 2
+
+
+def test_feedback_is_deduplicated_by_the_database(open_store: OpenStore) -> None:
+    a, b = open_store(), open_store()
+    assert a.add_feedback([intake("r1"), intake("r2"), intake("r1")]) == (["r1", "r2"], ["r1"])
+    assert b.add_feedback([intake("r2"), intake("r3")]) == (["r3"], ["r2"])
+    assert [r["record_id"] for r in b.feedback(None, 10)] == ["r1", "r2", "r3"]
+    stats = a.stats()
+    assert stats["duplicates"] == 2 and stats["records"] == 3
+    assert stats["by_day"] == [{"day": "2026-03-01", "checks": 3, "hits": 0, "measures": 0}]
+    assert a.add_feedback([]) == ([], [])
+
+
+def test_keys_are_found_by_hash_and_revoked(store: Store) -> None:
+    made = store.create_key("税务局", allow_persons=True)
+    found = store.find_key(made["api_key"])
+    assert found is not None and (found.department, found.allow_persons) == ("税务局", True)
+    assert store.find_key("cc_wrong") is None
+    assert store.revoke_key(made["key_id"]) is True
+    assert store.find_key(made["api_key"]) is None and store.revoke_key("k_none") is False
+
+
+def test_subjects_change_the_set_through_their_representative(store: Store) -> None:
+    rep, org = person(40), org_id(40)
+    store.upsert(rows(entry("sr-1", rep, subject_kind="person")))
+    assert id_prefix(org) not in _listed(store)
+    store.upsert([], [(org, "organization", "甲公司（虚构）", rep, None)])
+    assert id_prefix(org) in _listed(store)
+    store.upsert([], [(org, "organization", "甲公司（虚构）", None, None)])
+    assert id_prefix(org) not in _listed(store)
+
+
+def _listed(store: Store) -> set[int]:
+    packed = store.snapshot().packed
+    return {int.from_bytes(packed[i : i + 4], "big") for i in range(0, len(packed), 4)}
+
+
+def test_a_wrong_data_key_or_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    signer = Signer.generate()
+    SQLiteStore(tmp_path / "s.db", signer, PersonalData(os.urandom(32))).close()
+    with pytest.raises(ConfigurationError, match="data key"):
+        SQLiteStore(tmp_path / "s.db", signer, PersonalData(os.urandom(32)))
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
+    conn.close()
+    with pytest.raises(ConfigurationError, match="schema 99"):
+        SQLiteStore(tmp_path / "s.db", signer, PersonalData(os.urandom(32)))
+
+
+def test_counts_survive_many_processes_writing_in_turn(open_store: OpenStore) -> None:
+    stores = [open_store() for _ in range(3)]
+    stores[0].put_catalog(Catalog.load(demo_catalog()))
+    rng = random.Random(5)
+    for i in range(30):
+        s = stores[rng.randrange(3)]
+        if i % 3 == 2:
+            s.set_status(f"c-{i - 1}", rng.choice(list(EntryStatus)), None)
+        else:
+            s.upsert(rows(entry(f"c-{i}", org_id(50 + i % 7),
+                                legal_representative_id=person(i % 4))))
+    fresh = open_store()  # its set is rebuilt from the database
+    assert isinstance(fresh, SQLiteStore)
+    for s in stores:
+        s.refresh()
+        assert isinstance(s, SQLiteStore) and s.index.counts() == fresh.index.counts()
+        assert s.snapshot() == fresh.snapshot()
