@@ -26,7 +26,7 @@ from credit_check._server import SandboxServer
 
 LICENSING = Transaction(scenario="licensing", case_id="RP-1")
 PROCUREMENT = Transaction(scenario="procurement", case_id="RP-2")
-LATE_FIRM = "91330100MA2DDDDD2D"
+LATE_FIRM = "91330100MA2DDDDD8W"
 
 
 def _speaks_v11(sandbox: SandboxServer) -> bool:
