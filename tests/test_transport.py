@@ -41,10 +41,20 @@ def test_success_returns_status_headers_and_json_with_bearer_key() -> None:
 
 
 @responses.activate
-def test_timeout_is_retried_then_unavailable() -> None:
+def test_a_timeout_opens_the_breaker_at_once_so_it_is_not_retried() -> None:
+    # Each retry would cost the waiting caller the whole read timeout again.
     responses.get(f"{BASE}/v1/x", body=requests.exceptions.ReadTimeout("slow"))
     t, sleeps = transport(retries=2)
     with pytest.raises(ServiceUnavailable, match="ReadTimeout"):
+        t.request("GET", "/v1/x")
+    assert len(responses.calls) == 1 and t.breaker.state is BreakerState.OPEN
+
+
+@responses.activate
+def test_a_refused_connection_is_retried_then_unavailable() -> None:
+    responses.get(f"{BASE}/v1/x", body=requests.exceptions.ConnectionError("refused"))
+    t, sleeps = transport(retries=2)
+    with pytest.raises(ServiceUnavailable, match="ConnectionError"):
         t.request("GET", "/v1/x")
     assert len(responses.calls) == 3 and len(sleeps) == 2
 
