@@ -221,7 +221,7 @@ class Transport:
                 last = f"{method} {shown} answered {resp.status_code}"
                 cause = None
                 wait = retry_after_seconds(resp.headers.get("Retry-After"))
-            if attempt + 1 < attempts:
+            if attempt + 1 < attempts and not breaker.is_open:
                 self._sleep(self._delay(attempt, wait))
         if cause is None:
             # A 5xx/429 counts once, after the retries: an endpoint that fails while the
