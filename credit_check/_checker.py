@@ -239,7 +239,8 @@ class Checker:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = self._subject(subject)
-        self._await_catalog()
+        if self._syncer.catalog is None:
+            self._await_catalog()
         decision = self._engine.decide_one(parsed, transaction, Mode.NORMAL)
         assert decision is not None  # NORMAL mode always decides
         if self._outbox is not None:

@@ -164,7 +164,8 @@ class Engine:
         state = self._syncer.catalog
         now = self._clock()
         # A stale snapshot (rule 12) is no answer: the subject is looked up online.
-        snapshot = self._syncer.usable_snapshot(now.timestamp())
+        syncer = self._syncer
+        snapshot = syncer.snapshot if now < syncer.fresh_until_at else None
         if state is not None and snapshot is not None:
             plan = self._plan_for(state.catalog)
             scenario = transaction.scenario
@@ -269,7 +270,9 @@ class Engine:
         data_version = (lookup.data_version if lookup
                         else str(snapshot.version) if snapshot else None)
         scenario = transaction.scenario
-        hidden = withheld_targets(catalog, scenario, self._withheld(lookup, rep_lookup))
+        hidden = (withheld_targets(catalog, scenario, self._withheld(lookup, rep_lookup))
+                  if self.withheld_causes or (lookup is not None and lookup.withheld)
+                  or (rep_lookup is not None and rep_lookup.withheld) else ())
         # The rulebook's answer changes only with its inputs and the time signature, so a
         # listed subject checked again on the same cached answer reuses the content.
         sig = time_signature(entries, rep_entries, clean_since,
@@ -357,7 +360,7 @@ class Engine:
     def _resolve(
         self, ids: Iterable[str], clean_ids: set[str], mode: Mode, now: dt.datetime
     ) -> tuple[dict[str, _Answer], str | None]:
-        snapshot = self._syncer.usable_snapshot(now.timestamp())
+        snapshot = self._syncer.usable_snapshot_at(now)
         answers: dict[str, _Answer] = {}
         todo: list[str] = []
         for sid in dict.fromkeys(ids):

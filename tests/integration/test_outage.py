@@ -73,7 +73,7 @@ def test_checks_during_an_outage_return_at_once_after_the_first_few(
     try:
         # ORG is not listed, but the fallback must not depend on that: force a lookup by
         # making the snapshot stale.
-        checker._syncer.fresh_until = float("-inf")
+        checker._syncer._set_fresh_until(float("-inf"))
         spent = _latencies(checker, 20)
         assert checker.status().breaker == "open"
         # The first check pays for the attempts that open the breaker, the others nothing.
@@ -89,7 +89,7 @@ def test_the_service_coming_back_closes_the_breaker_at_the_next_probe(
     checker = _checker(sandbox.base_url, tmp_path / "sdk", sandbox, breaker_cooldown=0.2)
     try:
         assert checker.sync()
-        checker._syncer.fresh_until = float("-inf")  # every check looks up online
+        checker._syncer._set_fresh_until(float("-inf"))  # every check looks up online
         port = sandbox.port
         sandbox.stop()
         _latencies(checker, 3)
