@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -33,6 +32,7 @@ from credit_check._freshness import (
     parse_issued_at,
 )
 from credit_check._models import CST
+from credit_check._poller import Poller
 from credit_check._snapshot import (
     EpochRaised,
     SnapshotChecksumMismatch,
@@ -45,8 +45,6 @@ logger = logging.getLogger("credit_check.sync")
 
 SNAPSHOT_FILE = "snapshot.bin"
 CATALOG_FILE = "catalog.json"
-# After a failure, retry sooner than the interval, doubling up to it.
-FIRST_RETRY = 1.0
 # Degraded causes (status().degraded_causes) that the sync itself knows of.
 CAUSE_STALE = "stale_data"
 CAUSE_UPGRADE = "upgrade_required"
@@ -93,9 +91,7 @@ class Syncer:
         self._transport = transport
         self._data_dir = data_dir
         self._pinned = pinned_key
-        self._interval = interval
         self.max_data_age = max_data_age
-        self._on_success = on_success
         self._timer = timer
         self._key: Ed25519PublicKey | None = data_dir.service_key(pinned_key)
         self._key_confirmed = bool(pinned_key)
@@ -117,10 +113,8 @@ class Syncer:
         self.last_success_at: float | None = None
         self.ready = threading.Event()
         self._settled = threading.Condition()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self.sync_once, interval=interval, on_success=on_success)
         self._said: set[str] = set()
 
     # -- persisted state ---------------------------------------------------------------
@@ -435,54 +429,25 @@ class Syncer:
 
     def start(self) -> None:
         """Start the daemon sync thread (again, in a forked child)."""
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="credit-check-sync", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def wake(self) -> None:
         """Make the thread sync now."""
-        self._wake.set()
-
-    def _run(self) -> None:
-        retry = FIRST_RETRY
-        while not self._stop.is_set():
-            ok = self.sync_once()
-            if ok:
-                retry = FIRST_RETRY
-                try:
-                    self._on_success()
-                except (CreditCheckError, OSError) as exc:
-                    logger.warning("post-sync work failed: %s", exc)
-                delay = self._interval * random.uniform(0.8, 1.2)
-            else:
-                delay = min(self._interval, retry) * random.uniform(0.8, 1.2)
-                retry *= 2
-            self._wake.wait(delay)
-            self._wake.clear()
+        self._poller.wake()
 
     def after_fork_in_child(self) -> None:
         """Reset what a fork leaves broken: locks and the (now absent) thread."""
         self._lock = threading.Lock()
         self._settled = threading.Condition()
-        self._thread = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._poller.after_fork_in_child()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread and wait for it."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread() \
-                and thread.ident is not None and thread.is_alive():
-            thread.join(timeout)
-        self._thread = None
+        self._poller.stop(timeout)
 
     @property
     def thread_alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._poller.alive
 
 
 def _as_dict(body: Any) -> dict[str, Any]:

@@ -545,9 +545,8 @@ def test_fork_child_restarts_its_threads_and_keeps_the_snapshot(
     def child() -> bool:
         d = checker.check(THIRD_ORG, PROCUREMENT)
         online = checker.check(ORG, PROCUREMENT)
-        thread = checker._syncer._thread
         return (d.outcome is Outcome.ALLOW and not d.degraded and online.outcome is
-                Outcome.DENY and thread is not None and thread.is_alive())
+                Outcome.DENY and checker._syncer.thread_alive)
 
     assert run_in_fork(child)
     assert checker.check(THIRD_ORG, PROCUREMENT).outcome is Outcome.ALLOW
