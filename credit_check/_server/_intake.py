@@ -9,7 +9,6 @@ verify that way is encoded again canonically (another sender's spacing or escape
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from typing import Any
@@ -24,7 +23,7 @@ from credit_check._server._store import ApiKey, Intake
 FEEDBACK_LIMIT = 500
 _HEAD = re.compile(r'\s*\{\s*"records"\s*:\s*\[')
 _SPACE = re.compile(r"\s*")
-_HMAC_TAIL = ',"hmac":"'
+_HMAC_TAIL = b',"hmac":"'
 
 
 def split_records(raw: bytes) -> tuple[list[Any], list[str | None]]:
@@ -106,11 +105,12 @@ def signed_text(key: bytes, record: dict[str, Any], text: str | None) -> bytes |
     if not isinstance(given, str):
         return None
     if text is not None:
-        cut = text.rfind(_HMAC_TAIL)
-        if cut > 0 and text.endswith('"}') and text[cut + len(_HMAC_TAIL) : -2] == given:
-            body = (text[:cut] + "}").encode()
-            if _verifies(key, body, given):
-                return text.encode()
+        sent = text.encode()
+        cut = sent.rfind(_HMAC_TAIL)
+        tail = sent[cut + len(_HMAC_TAIL) : -2]
+        if (cut > 0 and sent.endswith(b'"}') and tail == given.encode("utf-8", "replace")
+                and _verifies(key, sent[:cut] + b"}", given)):
+            return sent
     body = canonical_json({k: v for k, v in record.items() if k != "hmac"})
     if not _verifies(key, body, given):
         return None
@@ -119,7 +119,7 @@ def signed_text(key: bytes, record: dict[str, Any], text: str | None) -> bytes |
 
 
 def _verifies(key: bytes, body: bytes, given: str) -> bool:
-    expected = hmac.new(key, body, hashlib.sha256).hexdigest()
+    expected = hmac.digest(key, body, "sha256").hex()
     # Compared as bytes: compare_digest refuses str with non-ASCII characters.
     return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 

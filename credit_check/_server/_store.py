@@ -13,7 +13,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from credit_check._models import CST, Catalog, EntryStatus, ListEntry
 
@@ -94,10 +94,9 @@ class Delta:
     lifted: set[str] = field(default_factory=set)
 
 
-@dataclass(frozen=True)
-class Intake:
+class Intake(NamedTuple):
     """A verified feedback record ready to store: the non-personal columns and its text
-    (the record as sent, ``hmac`` included)."""
+    (the record as sent, ``hmac`` included). A tuple: made 500 times per request."""
 
     record_id: str
     department: str
