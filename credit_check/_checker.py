@@ -60,9 +60,17 @@ class Checker:
     setting names (``base_url``, ``api_key``, ``department``, ``data_dir``, ``fallback``,
     ``encryption_key``, ``service_public_key``, ``feedback``, ``listed_ttl``,
     ``not_listed_ttl``, ``max_stale``, ``cache_size``, ``sync_interval``, ``verify``,
-    ``ca_bundle``, ``pilot_codes``, …).
+    ``ca_bundle``, ``pilot_codes``, ``ready_timeout``, ``max_data_age``,
+    ``breaker_cooldown``, …).
 
     Behaviour worth knowing:
+
+    * The constructor never blocks. Until the first catalogue arrives, :meth:`check` waits
+      for it up to ``ready_timeout`` seconds (less once the service is known to be down);
+      the local checks answer None instead. Without a fresh snapshot (none yet, or its
+      newest signed answer older than ``max_data_age``) subjects are looked up online.
+    * While the service is down a circuit breaker answers lookups with the fallback at
+      once; one probe at a time tries again. See :meth:`status`.
 
     * Lookup answers are cached ``listed_ttl`` seconds (subjects with entries) or
       ``not_listed_ttl`` seconds (none, or a prefix collision); the last answer is kept up
