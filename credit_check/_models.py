@@ -490,14 +490,29 @@ class SubjectInfo(BaseModel):
     legal_representative: RepresentativeRef | None = None
 
 
+class Withheld(BaseModel):
+    """A role whose entries the service did not show to this key (protocol v1.1, §9.1),
+    e.g. ``{"role": "subject", "reason": "key_not_allowed_persons"}``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: str = Field(min_length=1, max_length=64)
+    reason: str = Field(default="", max_length=128)
+
+
 class SubjectLookup(BaseModel):
-    """A list service answer for one subject (``GET /v1/subjects/{id}``)."""
+    """A list service answer for one subject (``GET /v1/subjects/{id}``).
+
+    ``withheld`` names the roles whose entries the service did not show (empty from a
+    v1 service, which says nothing about it).
+    """
 
     subject: SubjectInfo
     entries: list[ListEntry] = Field(default_factory=list)
     clean_since: Timestamp | None = None
     data_version: str
     as_of: Timestamp
+    withheld: list[Withheld] = Field(default_factory=list)
 
 
 class FeedbackKind(enum.StrEnum):

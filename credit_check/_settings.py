@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     lookup_retries: int = Field(default=1, ge=0, le=5)
     verify: bool = True
     ca_bundle: str | None = None
+    ready_timeout: float = Field(default=10.0, ge=0, allow_inf_nan=False)
+    max_data_age: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
+    breaker_cooldown: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     pilot_codes: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_codes)] = ()
 
     @classmethod
