@@ -16,12 +16,14 @@ from credit_check._breaker import CircuitOpen
 from credit_check._cache import LookupCache
 from credit_check._exceptions import InvalidSubjectId, OutboxError, ServiceError, ServiceUnavailable
 from credit_check._ids import validate_id_number
-from credit_check._lookup import LookupClient, own_entries, representative_entries
+from credit_check._lookup import LookupClient, own_entries, via_entries
 from credit_check._models import (
     Catalog,
     Decision,
     Effect,
+    Measure,
     Outcome,
+    RelatedPerson,
     Scenario,
     Subject,
     SubjectKind,
@@ -33,10 +35,12 @@ from credit_check._models import (
     trusted,
 )
 from credit_check._rules import (
+    PersonEntries,
     clean_years,
     decide,
     fallback_decision,
     time_signature,
+    unknown_scenario_decision,
     withheld_cause,
     withheld_targets,
 )
@@ -51,6 +55,7 @@ class Mode(enum.Enum):
     NORMAL = "normal"  # network allowed; failures fall back (rule 9)
     LOCAL = "local"  # snapshot and cache only; None where the network would be needed
     STRICT = "strict"  # network allowed; failures raise (post-checks)
+    SHADOW = "shadow"  # network allowed; failures None; nothing queued or noted (dry-run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +83,14 @@ class _Memo:
 
     catalog: Catalog
     lookup: SubjectLookup | None
-    rep_lookup: SubjectLookup | None
+    person_lookups: tuple[SubjectLookup | None, ...]
     decision: Decision
+
+
+# (role, person) of an organisation, as checked for one decision
+Named = list[tuple[str, Subject]]
+PLANS_KEPT = 4  # the live catalogue, a shadow one, and the ones they replaced
+MEASURE_SETS_KEPT = 1024  # (scenario, region) selections kept per plan
 
 
 def _allow_reasons() -> tuple[str, ...]:
@@ -103,20 +114,56 @@ _DECISION_FIELDS = frozenset(Decision.model_fields)
 class _Plan:
     """What one catalogue asks of the lookups, per scenario."""
 
-    __slots__ = ("catalog", "clean", "clean_years", "rep")
+    __slots__ = ("catalog", "clean", "clean_years", "measures", "roles", "scenarios")
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
+        self.scenarios = catalog.scenario_codes()
         self.clean = frozenset(
             s for m in catalog.measures
             if m.effect is Effect.GREEN_CHANNEL and m.clean_years is not None
             for s in m.scenarios
         )
         self.clean_years = {s: clean_years(catalog, s) for s in self.clean}
-        self.rep = frozenset(
-            s for m in catalog.measures if m.target is Target.LEGAL_REPRESENTATIVE
-            for s in m.scenarios
-        )
+        # scenario -> the roles whose persons are looked up (None: every role, for a
+        # measure whose target this version does not know)
+        roles: dict[str, set[str] | None] = {}
+        for m in catalog.measures:
+            if m.target is Target.SUBJECT:
+                continue
+            for s in m.scenarios:
+                held = roles.setdefault(s, set())
+                if held is not None:
+                    if isinstance(m.target, Target):
+                        held.add(m.target)
+                    else:
+                        roles[s] = None
+        self.roles = {s: frozenset(r) if r is not None else None for s, r in roles.items()}
+        self.measures: dict[tuple[str, str | None], list[Measure]] = {}
+
+    def measures_for(self, scenario: str, region: str | None) -> list[Measure]:
+        key = (scenario, region)
+        found = self.measures.get(key)
+        if found is None:
+            if len(self.measures) >= MEASURE_SETS_KEPT:
+                self.measures.clear()
+            found = self.measures[key] = self.catalog.measures_for(scenario, region)
+        return found
+
+
+def _with_persons(s: Subject, persons: Named) -> Subject:
+    """The subject with the persons the service named for it, so the decision shows whom
+    it checked."""
+    rep = s.legal_representative
+    related = list(s.related_persons)
+    for role, p in persons:
+        if role == Target.LEGAL_REPRESENTATIVE:
+            rep = rep or p
+        elif not any(r.role == role and r.person.id == p.id for r in related):
+            related.append(RelatedPerson.model_construct(role=role, person=p))
+    if rep is s.legal_representative and len(related) == len(s.related_persons):
+        return s
+    return s.model_copy(update={"legal_representative": rep, "related_persons": tuple(related)})
 
 
 def new_decision_id() -> str:
@@ -144,36 +191,48 @@ class Engine:
         self._on_degraded = on_degraded
         self._clock = clock
         self._max_stale = max_stale
-        self._plan: _Plan | None = None
+        self._plans: dict[int, _Plan] = {}
         self._memo: dict[tuple[object, ...], _Memo] = {}
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         # Withholding reasons seen (rule 11) -> when first seen; cleared when a person is
         # shown in full again.
         self.withheld_causes: dict[str, float] = {}
+        # Scenario codes neither known nor in the catalogue -> when first seen.
+        self.unknown_scenarios: dict[str, float] = {}
 
     def _plan_for(self, catalog: Catalog) -> _Plan:
-        plan = self._plan
+        plan = self._plans.get(id(catalog))
         if plan is None or plan.catalog is not catalog:
-            plan = self._plan = _Plan(catalog)
+            if len(self._plans) >= PLANS_KEPT:
+                self._plans.clear()
+            plan = self._plans[id(catalog)] = _Plan(catalog)
         return plan
 
-    def decide_one(self, subject: Subject, transaction: Transaction, mode: Mode) -> Decision | None:
-        """One subject; the hot path for a not-listed subject does no I/O and no lock."""
+    def decide_one(self, subject: Subject, transaction: Transaction, mode: Mode,
+                   catalog: Catalog | None = None) -> Decision | None:
+        """One subject; the hot path for a not-listed subject does no I/O and no lock.
+
+        Args:
+            catalog: decide on this catalogue instead of the synced one (a dry-run).
+        """
         state = self._syncer.catalog
         now = self._clock()
         # A stale snapshot (rule 12) is no answer: the subject is looked up online.
         syncer = self._syncer
         snapshot = syncer.snapshot if now < syncer.fresh_until_at else None
         if state is not None and snapshot is not None:
-            plan = self._plan_for(state.catalog)
+            using = catalog or state.catalog
+            plan = self._plan_for(using)
             scenario = transaction.scenario
             if (
                 scenario not in plan.clean
-                and (subject.legal_representative is None or scenario not in plan.rep)
+                and scenario in plan.scenarios
+                and ((subject.legal_representative is None and not subject.related_persons)
+                     or scenario not in plan.roles)
                 and not snapshot.contains(subject.id)
             ):
-                # Not listed, and no representative to check: the rulebook would find
+                # Not listed, and no related person to check: the rulebook would find
                 # nothing, so build its ALLOW directly.
                 return trusted(Decision, {
                     "decision_id": new_decision_id(),
@@ -185,18 +244,18 @@ class Engine:
                     "reasons": list(_ALLOW_REASONS),
                     "remedy": None,
                     "degraded": False,
-                    "catalog_version": state.catalog.version,
+                    "catalog_version": using.version,
                     "data_version": str(snapshot.version),
                     "decided_at": now,
                 }, set(_DECISION_FIELDS))
-        return self.decide_many([subject], transaction, mode, now)[0]
+        return self.decide_many([subject], transaction, mode, now, catalog)[0]
 
     def decide_many(
         self, subjects: Sequence[Subject], transaction: Transaction, mode: Mode,
-        now: dt.datetime | None = None,
+        now: dt.datetime | None = None, catalog: Catalog | None = None,
     ) -> list[Decision | None]:
         """Decide each subject with one lookup round trip for all that need one (plus one
-        for legal representatives that only the service named).
+        for related persons that only the service named).
 
         Raises:
             ServiceError: only in ``Mode.STRICT``, when the service cannot answer.
@@ -204,88 +263,129 @@ class Engine:
         now = self._clock() if now is None else now
         state = self._syncer.catalog
         if state is None:
-            if mode is Mode.LOCAL:
+            if mode in (Mode.LOCAL, Mode.SHADOW):
                 return [None] * len(subjects)  # the caller goes to a thread, which waits
             if mode is Mode.STRICT:
                 raise ServiceUnavailable("no measure catalogue is available yet")
             why = "尚无措施目录 / no measure catalogue yet"
             return [self._fall_back(s, transaction, now, None, why) for s in subjects]
-        plan = self._plan_for(state.catalog)
+        using = catalog or state.catalog
+        plan = self._plan_for(using)
         scenario = transaction.scenario
-        want_rep = scenario in plan.rep
+        if scenario not in plan.scenarios:
+            return [self._unknown_scenario(s, transaction, using, now, mode) for s in subjects]
+        roles = plan.roles.get(scenario, frozenset())
+        want = scenario in plan.roles
         clean = scenario in plan.clean
-        reps: dict[str, Subject | None] = {}
+        named: dict[str, Named] = {}
         ids: list[str] = []
         clean_ids: set[str] = set()
         for s in subjects:
             ids.append(s.id)
             if clean:
                 clean_ids.add(s.id)
-            if want_rep and s.kind is SubjectKind.ORGANIZATION and s.legal_representative:
-                reps[s.id] = s.legal_representative
-                ids.append(s.legal_representative.id)
+            if want and s.kind is SubjectKind.ORGANIZATION:
+                mine = [(r, p) for r, p in s.persons if roles is None or r in roles]
+                if mine:
+                    named[s.id] = mine
+                    ids += [p.id for _, p in mine]
         answers, failure = self._resolve(ids, clean_ids, mode, now)
-        if want_rep:
-            found = {}
+        if want:
+            found: dict[str, Subject] = {}
             for s in subjects:
-                if s.kind is SubjectKind.ORGANIZATION and s.id not in reps:
-                    rep = self._named_rep(answers.get(s.id))
-                    reps[s.id] = rep
-                    if rep is not None and rep.id not in answers:
-                        found[rep.id] = rep
+                if s.kind is not SubjectKind.ORGANIZATION:
+                    continue
+                given = {r for r, _ in named.get(s.id, ())}
+                extra = [(r, p) for r, p in self._service_persons(answers.get(s.id))
+                         if r not in given and (roles is None or r in roles)]
+                if extra:
+                    named.setdefault(s.id, []).extend(extra)
+                    found.update((p.id, p) for _, p in extra if p.id not in answers)
             if found:
                 more, more_cause = self._resolve(list(found), set(), mode, now)
                 answers.update(more)
                 failure = failure or more_cause
         decisions: list[Decision | None] = []
         for s in subjects:
-            rep = reps.get(s.id)
+            persons = named.get(s.id, [])
             a = answers.get(s.id)
-            ra = answers.get(rep.id) if rep is not None else _CLEAR
-            if a is None or ra is None:
-                if mode is Mode.LOCAL:
+            person_answers = [answers.get(p.id) for _, p in persons]
+            if a is None or any(pa is None for pa in person_answers):
+                if mode in (Mode.LOCAL, Mode.SHADOW):
                     decisions.append(None)
                     continue
                 if mode is Mode.STRICT:
                     raise ServiceUnavailable(failure or "the list service did not answer")
-                decisions.append(self._fall_back(s, transaction, now, state.catalog.version,
+                decisions.append(self._fall_back(s, transaction, now, using.version,
                                                  failure or "lookup failed"))
                 continue
-            decisions.append(self._decide(s, rep, a, ra, transaction, state.catalog, now))
+            decisions.append(self._decide(
+                s, persons, a, [pa for pa in person_answers if pa is not None], transaction,
+                using, now, quiet=mode is Mode.SHADOW))
         return decisions
 
-    def _decide(
-        self, s: Subject, rep: Subject | None, a: _Answer, ra: _Answer,
-        transaction: Transaction, catalog: Catalog, now: dt.datetime,
-    ) -> Decision:
-        if rep is not None and s.legal_representative is None:
-            s = s.model_copy(update={"legal_representative": rep})
+    def _unknown_scenario(self, s: Subject, transaction: Transaction, catalog: Catalog,
+                          now: dt.datetime, mode: Mode) -> Decision | None:
+        if mode is Mode.SHADOW:
+            return unknown_scenario_decision(
+                subject=s, transaction=transaction, catalog=catalog, now=now,
+                decision_id=new_decision_id(), data_version=None,
+                fallback=self._fallback.outcome(transaction.scenario))
+        code = transaction.scenario
+        if code not in self.unknown_scenarios:
+            self.unknown_scenarios[code] = time.time()
+            logger.warning("scenario %r is neither a known scenario nor one the catalogue %s "
+                           "names: such checks get the fallback, at least review, degraded "
+                           "(a typo in the scenario code?)", code, catalog.version)
         snapshot = self._syncer.snapshot
-        stale = a.stale or ra.stale
-        lookup, rep_lookup = a.lookup, ra.lookup if rep is not None else None
+        return unknown_scenario_decision(
+            subject=s, transaction=transaction, catalog=catalog, now=now,
+            decision_id=new_decision_id(),
+            data_version=str(snapshot.version) if snapshot else None,
+            fallback=self._fallback.outcome(code))
+
+    def _decide(
+        self, s: Subject, persons: Named, a: _Answer, person_answers: list[_Answer],
+        transaction: Transaction, catalog: Catalog, now: dt.datetime, *, quiet: bool = False,
+    ) -> Decision:
+        s = _with_persons(s, persons)
+        snapshot = self._syncer.snapshot
+        stale = a.stale or any(pa.stale for pa in person_answers)
+        lookup = a.lookup
+        lookups = tuple(pa.lookup for pa in person_answers)
         entries = own_entries(lookup, s.id) if lookup else []
-        rep_entries = representative_entries(rep_lookup, rep.id) if rep and rep_lookup else []
+        subject_via = via_entries(lookup, s.id) if lookup and s.kind is SubjectKind.PERSON \
+            else []
+        people = [PersonEntries(role, p, own_entries(pl, p.id) if pl else [],
+                                via_entries(pl, p.id) if pl else [])
+                  for (role, p), pl in zip(persons, lookups, strict=True)]
         clean_since = lookup.clean_since if lookup else None
         data_version = (lookup.data_version if lookup
                         else str(snapshot.version) if snapshot else None)
         scenario = transaction.scenario
-        hidden = (withheld_targets(catalog, scenario, self._withheld(lookup, rep_lookup))
+        plan = self._plan_for(catalog)
+        hidden = (withheld_targets(catalog, scenario, self._withheld(lookup, persons, lookups,
+                                                                     quiet=quiet))
                   if self.withheld_causes or (lookup is not None and lookup.withheld)
-                  or (rep_lookup is not None and rep_lookup.withheld) else ())
+                  or any(pl is not None and pl.withheld for pl in lookups) else ())
         # The rulebook's answer changes only with its inputs and the time signature, so a
         # listed subject checked again on the same cached answer reuses the content.
-        sig = time_signature(entries, rep_entries, clean_since,
-                             self._plan_for(catalog).clean_years.get(scenario, ()), now)
-        key = (s.id, rep.id if rep is not None else None, scenario, sig)
+        others = [e for p in people for e in p.entries] + \
+            [e for p in people for e, _ in p.via] + [e for e, _ in subject_via]
+        sig = time_signature(entries, others, clean_since,
+                             plan.clean_years.get(scenario, ()), now)
+        key = (s.id, tuple((r, p.id) for r, p in persons), scenario, transaction.region,
+               stale, sig)
         memo = self._memo.get(key)
         if (memo is not None and memo.catalog is catalog and memo.lookup is lookup
-                and memo.rep_lookup is rep_lookup):
+                and len(memo.person_lookups) == len(lookups)
+                and all(x is y for x, y in zip(memo.person_lookups, lookups, strict=True))):
             made = memo.decision
             decision = trusted(Decision, {
                 "decision_id": new_decision_id(), "outcome": made.outcome, "subject": s,
                 "transaction": transaction, "measures": list(made.measures),
                 "matches": list(made.matches), "reasons": list(made.reasons),
-                "remedy": made.remedy, "degraded": stale or bool(hidden),
+                "remedy": made.remedy, "degraded": made.degraded,
                 "catalog_version": catalog.version,
                 "data_version": data_version, "decided_at": to_cst_datetime(now),
             }, set(_DECISION_FIELDS))
@@ -297,34 +397,38 @@ class Engine:
                 now=now,
                 decision_id=new_decision_id(),
                 entries=entries,
-                representative_entries=rep_entries,
                 clean_since=clean_since,
                 data_version=data_version,
                 degraded=stale,
                 withheld=hidden,
                 fallback=self._fallback.outcome(scenario),
+                persons=people,
+                subject_via=subject_via,
+                measures=plan.measures_for(scenario, transaction.region),
             )
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
-            self._memo[key] = _Memo(catalog, lookup, rep_lookup, decision)
-        if stale:
+            self._memo[key] = _Memo(catalog, lookup, lookups, decision)
+        if stale and not quiet:
             # Decided on an answer kept from before the outage: verify it when possible.
             # (A withheld role alone is not queued: a re-check would be withheld again.)
             self._enqueue(decision)
         return decision
 
-    def _withheld(self, lookup: SubjectLookup | None,
-                  rep_lookup: SubjectLookup | None) -> list[Withheld]:
-        """The withheld roles of both answers, as roles of this decision; each cause is
+    def _withheld(self, lookup: SubjectLookup | None, persons: Named,
+                  lookups: tuple[SubjectLookup | None, ...], *, quiet: bool) -> list[Withheld]:
+        """The withheld roles of all answers, as roles of this decision; each cause is
         logged once (and kept for status()) while it lasts."""
         roles = list(lookup.withheld) if lookup is not None else []
-        if rep_lookup is not None:
-            # The representative's own answer is about that person as its subject.
-            roles += [w.model_copy(update={"role": Target.LEGAL_REPRESENTATIVE.value})
-                      for w in rep_lookup.withheld if w.role == "subject"]
-        for answer in (lookup, rep_lookup):
-            if answer is not None:
-                self._note_withheld(answer)
+        for (role, _), pl in zip(persons, lookups, strict=True):
+            if pl is not None:
+                # A related person's own answer is about that person as its subject.
+                roles += [w.model_copy(update={"role": role})
+                          for w in pl.withheld if w.role == "subject"]
+        if not quiet:
+            for answer in (lookup, *lookups):
+                if answer is not None:
+                    self._note_withheld(answer)
         return roles
 
     def _note_withheld(self, answer: SubjectLookup) -> None:
@@ -337,24 +441,33 @@ class Engine:
                                "the fallback, at least review, degraded", zh, en, w.reason)
         if self.withheld_causes and not answer.withheld and (
                 answer.subject.kind is SubjectKind.PERSON
-                or answer.subject.legal_representative is not None):
+                or answer.subject.legal_representative is not None
+                or answer.subject.related_persons):
             # A person was shown in full: the key may now see persons.
             logger.info("the list service shows natural persons' entries to this key again")
             self.withheld_causes.clear()
 
-    def _named_rep(self, answer: _Answer | None) -> Subject | None:
+    def _service_persons(self, answer: _Answer | None) -> Named:
+        """The related persons the service names for an organisation, by role."""
         if answer is None or answer.lookup is None:
-            return None
-        ref = answer.lookup.subject.legal_representative
-        if ref is None:
-            return None
-        try:
-            rep_id = validate_id_number(ref.id)
-        except InvalidSubjectId:
-            logger.warning("the service named a legal representative with an invalid id number")
-            return None
-        return Subject.model_construct(kind=SubjectKind.PERSON, id=rep_id, name=ref.name,
-                                       legal_representative=None)
+            return []
+        info = answer.lookup.subject
+        refs = [(str(Target.LEGAL_REPRESENTATIVE), info.legal_representative.id,
+                 info.legal_representative.name)] if info.legal_representative else []
+        refs += [(r.role, r.id, r.name) for r in info.related_persons]
+        out: Named = []
+        seen: set[tuple[str, str]] = set()
+        for role, raw, name in refs:
+            try:
+                pid = validate_id_number(raw)
+            except InvalidSubjectId:
+                logger.warning("the service named a %s with an invalid id number", role)
+                continue
+            if (role, pid) not in seen:
+                seen.add((role, pid))
+                out.append((role, Subject.model_construct(
+                    kind=SubjectKind.PERSON, id=pid, name=name, legal_representative=None)))
+        return out
 
     def _resolve(
         self, ids: Iterable[str], clean_ids: set[str], mode: Mode, now: dt.datetime

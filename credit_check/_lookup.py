@@ -12,10 +12,11 @@ from pydantic import ValidationError
 
 from credit_check._exceptions import InvalidServiceData
 from credit_check._ids import detect_kind, mask_id
-from credit_check._models import ListEntry, SubjectLookup
+from credit_check._models import ListEntry, SubjectLookup, Target
 from credit_check._transport import Transport
 
 BATCH_LIMIT = 1000
+LEGAL_REPRESENTATIVE = str(Target.LEGAL_REPRESENTATIVE)
 
 
 def _validate(body: Any, asked: str) -> SubjectLookup:
@@ -38,6 +39,25 @@ def _validate(body: Any, asked: str) -> SubjectLookup:
 def own_entries(answer: SubjectLookup, subject_id: str) -> list[ListEntry]:
     """The entries that list ``subject_id`` itself."""
     return [e for e in answer.entries if e.subject_id == subject_id]
+
+
+def via_entries(answer: SubjectLookup, person_id: str) -> list[tuple[ListEntry, str]]:
+    """Entries of organisations in which the person holds a role, each with the role (a
+    person may hold several in one organisation): from the answer's
+    ``related_organizations`` and from entries naming the person as
+    ``legal_representative_id``."""
+    roles: dict[str, list[str]] = {}
+    for ref in answer.subject.related_organizations:
+        roles.setdefault(ref.id, []).append(ref.role)
+    out: list[tuple[ListEntry, str]] = []
+    for e in answer.entries:
+        if e.subject_id == person_id:
+            continue
+        held = list(roles.get(e.subject_id, ()))
+        if e.legal_representative_id == person_id:
+            held.append(LEGAL_REPRESENTATIVE)
+        out += [(e, role) for role in dict.fromkeys(held)]
+    return out
 
 
 def representative_entries(answer: SubjectLookup, person_id: str) -> list[ListEntry]:

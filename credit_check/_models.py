@@ -1,4 +1,6 @@
-"""Domain models: subjects, list entries, the measure catalogue, transactions, decisions.
+"""Domain models: subjects, list entries, transactions, decisions, lookup answers and
+feedback records. The catalogue's models live in ``_catalog`` and the open codes in
+``_codes``; both are re-exported here.
 
 Shapes follow the list service protocol v1 (DESIGN §6). A plain date means 00:00 China
 Standard Time of that day; a datetime without an offset is taken as China Standard Time.
@@ -8,20 +10,29 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
-    model_validator,
 )
 
-from credit_check._exceptions import CatalogError
+from credit_check._catalog import Catalog as Catalog
+from credit_check._catalog import Layer as Layer
+from credit_check._catalog import ListDefinition as ListDefinition
+from credit_check._catalog import Measure as Measure
+from credit_check._catalog import ScenarioDefinition as ScenarioDefinition
+from credit_check._catalog import describe_validation_error as describe_validation_error
+from credit_check._codes import Effect as Effect
+from credit_check._codes import ListKind as ListKind
+from credit_check._codes import Scenario as Scenario
+from credit_check._codes import ScenarioCode, TargetCode, check_region
+from credit_check._codes import Target as Target
 from credit_check._ids import (
     detect_kind,
     is_valid_uscc,
@@ -113,34 +124,6 @@ _SEVERITY = {
 }
 
 
-class Effect(enum.StrEnum):
-    """What a catalogue measure does."""
-
-    DENY = "deny"
-    REVIEW = "review"
-    RESTRICT = "restrict"
-    GREEN_CHANNEL = "green_channel"
-
-
-class Scenario(enum.StrEnum):
-    """The kind of case being handled (场景)."""
-
-    LICENSING = "licensing"
-    QUALIFICATION = "qualification"
-    PROCUREMENT = "procurement"
-    BIDDING = "bidding"
-    SUBSIDY = "subsidy"
-    HONOR = "honor"
-    MARKET_ACCESS = "market_access"
-    PUBLIC_RESOURCE = "public_resource"
-
-
-class ListKind(enum.StrEnum):
-    RED = "red"
-    BLACK = "black"
-    WATCH = "watch"
-
-
 class EntryStatus(enum.StrEnum):
     ACTIVE = "active"
     OBJECTION_PENDING = "objection_pending"
@@ -154,16 +137,18 @@ class SubjectKind(enum.StrEnum):
     PERSON = "person"
 
 
-class Target(enum.StrEnum):
-    SUBJECT = "subject"
-    LEGAL_REPRESENTATIVE = "legal_representative"
-
-
 class Subject(BaseModel):
     """Who is checked (主体): an organisation by USCC or a natural person by id number.
 
     Build one with :meth:`organization`, :meth:`person` or :meth:`parse`, which validate
     and normalise the identifier. ``repr()`` masks a person's id number.
+
+    Attributes:
+        legal_representative: the organisation's 法定代表人, when the caller names one.
+        related_persons: other persons of the organisation the caller names, by role
+            (主要负责人 ``principal``, 注册执业人员 ``registered_practitioner``, 董事
+            ``director``, 股东 ``shareholder``, …); each is checked where a measure of the
+            scenario targets the role.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -172,6 +157,7 @@ class Subject(BaseModel):
     id: str
     name: str | None = None
     legal_representative: Subject | None = None
+    related_persons: tuple[RelatedPerson, ...] = ()
 
     @classmethod
     def organization(
@@ -181,6 +167,7 @@ class Subject(BaseModel):
         legal_representative: Subject | str | None = None,
         *,
         allow: Iterable[str] = (),
+        persons: Mapping[str, Subject | str | Iterable[Subject | str]] | None = None,
     ) -> Subject:
         """An organisation, by 统一社会信用代码.
 
@@ -189,17 +176,29 @@ class Subject(BaseModel):
             name: the organisation's name, for display.
             legal_representative: the 法定代表人, as a person ``Subject`` or an id number.
             allow: pilot-period codes accepted despite a failing checksum.
+            persons: persons for roles, e.g. ``{"principal": "110105…", "director":
+                ["…", "…"]}``: a person ``Subject`` or id number, or several, per role.
+                ``legal_representative`` may be given here instead of as its argument.
 
         Raises:
-            InvalidSubjectId: the code (or the representative's id number) is invalid.
+            InvalidSubjectId: the code (or a person's id number) is invalid.
+            ValueError: a role is malformed, is ``subject``, or names the legal
+                representative twice.
         """
         rep = legal_representative
         if isinstance(rep, str):
             rep = cls.person(rep)
         code = validate_uscc(uscc, allow=allow)
-        if cls is Subject and name is None and (rep is None or type(rep) is Subject):
+        related: tuple[RelatedPerson, ...] = ()
+        if persons:
+            rep, related = _persons(persons, rep)
+        if cls is Subject and name is None and not related and (
+                rep is None or type(rep) is Subject):
             # Nothing left for pydantic to check: the code is valid (and plain ASCII).
             return _unnamed(SubjectKind.ORGANIZATION, code, rep)
+        if related:
+            return cls(kind=SubjectKind.ORGANIZATION, id=code, name=name,
+                       legal_representative=rep, related_persons=related)
         return cls(kind=SubjectKind.ORGANIZATION, id=code, name=name, legal_representative=rep)
 
     @classmethod
@@ -232,16 +231,67 @@ class Subject(BaseModel):
         """The id as it may be shown: masked for a person, in clear for an organisation."""
         return mask_id(self.id) if self.kind is SubjectKind.PERSON else self.id
 
+    @property
+    def persons(self) -> list[tuple[str, Subject]]:
+        """Every person the caller named for the organisation, as ``(role, person)``,
+        the legal representative first."""
+        named = [(str(Target.LEGAL_REPRESENTATIVE), self.legal_representative)] \
+            if self.legal_representative is not None else []
+        return named + [(r.role, r.person) for r in self.related_persons]
+
     def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
         for key, value in super().__repr_args__():
             yield key, (self.masked_id if key == "id" else value)
 
     def public_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with a person's id (and representative's id) masked."""
+        """A JSON-ready dict with a person's id (and related persons' ids) masked."""
         data: dict[str, Any] = {"kind": self.kind.value, "id": self.masked_id, "name": self.name}
         if self.legal_representative is not None:
             data["legal_representative"] = self.legal_representative.public_dict()
+        if self.related_persons:
+            data["related_persons"] = [{"role": r.role, **r.person.public_dict()}
+                                       for r in self.related_persons]
         return data
+
+
+class RelatedPerson(BaseModel):
+    """A person the caller names for a role of an organisation."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: TargetCode
+    person: Subject
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        yield "role", self.role
+        yield "person", self.person
+
+
+Subject.model_rebuild()
+
+
+def _persons(persons: Mapping[str, Subject | str | Iterable[Subject | str]],
+             rep: Subject | None) -> tuple[Subject | None, tuple[RelatedPerson, ...]]:
+    # The caller's persons by role, as the legal representative and the others.
+    related: list[RelatedPerson] = []
+    for role, given in persons.items():
+        items = [given] if isinstance(given, (str, Subject)) else list(given)
+        people = [Subject.person(p) if isinstance(p, str) else p for p in items]
+        for p in people:
+            if p.kind is not SubjectKind.PERSON:
+                raise ValueError(f"persons[{role!r}]: a related person must be a natural "
+                                 "person (Subject.person or an id number)")
+        if role == Target.LEGAL_REPRESENTATIVE:
+            if rep is not None or len(people) != 1:
+                raise ValueError("give one legal representative, either as "
+                                 "legal_representative or in persons")
+            rep = people[0]
+            continue
+        if role == Target.SUBJECT:
+            raise ValueError("persons: 'subject' is not a role; name roles such as "
+                             "'principal' or 'director'")
+        related += [RelatedPerson(role=role, person=p) for p in people]
+    return rep, tuple(related)
 
 
 def _unnamed(kind: SubjectKind, code: str, rep: Subject | None) -> Subject:
@@ -252,7 +302,7 @@ def _unnamed(kind: SubjectKind, code: str, rep: Subject | None) -> Subject:
     if kind is SubjectKind.ORGANIZATION:
         given.add("legal_representative")
     return trusted(Subject, {"kind": kind, "id": code, "name": None,
-                             "legal_representative": rep}, given)
+                             "legal_representative": rep, "related_persons": ()}, given)
 
 
 class ListEntry(BaseModel):
@@ -299,131 +349,29 @@ class ListEntry(BaseModel):
             yield key, value
 
 
-class ListDefinition(BaseModel):
-    """A list of the catalogue: its code, kind and objection behaviour."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    code: str = Field(min_length=1, max_length=128)
-    kind: ListKind
-    name: str = Field(min_length=1, max_length=256)
-    suspend_on_objection: bool = True
-
-
-class Measure(BaseModel):
-    """One measure of the joint reward and punishment catalogue (联合奖惩措施清单)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    code: str = Field(min_length=1, max_length=128)
-    name: str = Field(min_length=1, max_length=512)
-    effect: Effect
-    list_codes: list[str] = Field(default_factory=list)
-    scenarios: list[Scenario] = Field(min_length=1)
-    target: Target = Target.SUBJECT
-    legal_basis: str = Field(min_length=1, max_length=1024)
-    implementing_department: str = Field(min_length=1, max_length=256)
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def clean_years(self) -> int | None:
-        """Years of clean record that grant this measure without a red entry, if any."""
-        value = self.params.get("clean_years")
-        return int(value) if value is not None else None
-
-
-class Catalog(BaseModel):
-    """A versioned measure catalogue: lists and the measures they trigger."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    version: str = Field(min_length=1, max_length=64)
-    lists: list[ListDefinition]
-    measures: list[Measure]
-
-    @model_validator(mode="after")
-    def _check_references(self) -> Catalog:
-        kinds: dict[str, ListKind] = {}
-        for item in self.lists:
-            if item.code in kinds:
-                raise ValueError(f"list {item.code!r} is defined twice")
-            kinds[item.code] = item.kind
-        seen: set[str] = set()
-        for m in self.measures:
-            if m.code in seen:
-                raise ValueError(f"measure {m.code!r} is defined twice")
-            seen.add(m.code)
-            for code in m.list_codes:
-                if code not in kinds:
-                    raise ValueError(f"measure {m.code!r}: list_codes names unknown list {code!r}")
-                reward = kinds[code] is ListKind.RED
-                if reward != (m.effect is Effect.GREEN_CHANNEL):
-                    raise ValueError(
-                        f"measure {m.code!r}: effect {m.effect.value!r} cannot be triggered "
-                        f"by the {kinds[code].value} list {code!r}"
-                    )
-            if not m.list_codes and m.clean_years is None:
-                raise ValueError(
-                    f"measure {m.code!r}: list_codes is empty and params has no clean_years"
-                )
-            if m.clean_years is not None and m.effect is not Effect.GREEN_CHANNEL:
-                raise ValueError(f"measure {m.code!r}: params.clean_years needs green_channel")
-            if m.target is Target.LEGAL_REPRESENTATIVE and m.effect is Effect.GREEN_CHANNEL:
-                raise ValueError(f"measure {m.code!r}: a reward targets the subject itself")
-        return self
-
-    @classmethod
-    def load(cls, data: Any) -> Catalog:
-        """Validate a catalogue from parsed JSON.
-
-        Raises:
-            CatalogError: naming the measure (or list) and the field that is wrong.
-        """
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise CatalogError(describe_validation_error(exc, data, "catalogue")) from None
-
-    def list_definition(self, code: str) -> ListDefinition | None:
-        """The list with ``code``, or None when the catalogue does not know it."""
-        for item in self.lists:
-            if item.code == code:
-                return item
-        return None
-
-
-def describe_validation_error(exc: ValidationError, data: Any, what: str) -> str:
-    """A one-paragraph message naming each bad field, with the measure code where known."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = list(err["loc"])
-        where = ".".join(str(p) for p in loc) or what
-        if len(loc) >= 2 and loc[0] in ("measures", "lists") and isinstance(loc[1], int):
-            try:
-                code = data[loc[0]][loc[1]].get("code")
-            except (KeyError, IndexError, TypeError, AttributeError):
-                code = None
-            if code:
-                where = f"{loc[0][:-1]} {code!r} field " + ".".join(str(p) for p in loc[2:])
-        parts.append(f"{where}: {err['msg']}")
-    return f"invalid {what}: " + "; ".join(parts)
-
-
 class Transaction(BaseModel):
-    """The case being handled (办件): scenario, case id, department, region, item code."""
+    """The case being handled (办件): scenario, case id, department, region, item code.
+
+    ``scenario`` is a :class:`Scenario` or any well-formed code a catalogue names
+    (e.g. ``franchise``); ``region`` is the six-digit GB/T 2260 code of where the case is
+    handled (the deployment's ``CREDIT_CHECK_REGION`` when not given): it selects the
+    provincial and city supplements of the catalogue that apply.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    scenario: Scenario
+    scenario: ScenarioCode
     case_id: str | None = Field(default=None, max_length=128)
     department: str | None = Field(default=None, max_length=256)
-    region: str | None = Field(default=None, max_length=64)
+    region: Annotated[str, AfterValidator(check_region)] | None = None
     item_code: str | None = Field(default=None, max_length=128)
     operator: str | None = Field(default=None, max_length=128)
 
 
 class AppliedMeasure(BaseModel):
-    """A catalogue measure applied by a decision, with the entry that triggered it."""
+    """A catalogue measure applied by a decision, with the entry that triggered it and
+    what the catalogue says of it: its layer, grounds (实施事由), evidence (证据材料),
+    initiating department and punishment period."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -436,6 +384,11 @@ class AppliedMeasure(BaseModel):
     list_code: str | None = None
     entry_id: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    layer: str | None = None
+    grounds: str | None = None
+    evidence: list[str] = Field(default_factory=list)
+    initiating_department: str | None = None
+    period_months: int | None = None
 
 
 class Decision(BaseModel):
@@ -481,13 +434,32 @@ class RepresentativeRef(BaseModel):
     name: str | None = None
 
 
+class RelatedRef(BaseModel):
+    """A person related to an organisation in a role, as the service knows it (§9.5)."""
+
+    id: str
+    role: str = Field(min_length=1, max_length=64)
+    name: str | None = None
+
+
+class OrganizationRef(BaseModel):
+    """An organisation in which the looked-up person holds a role (§9.5)."""
+
+    id: str
+    role: str = Field(min_length=1, max_length=64)
+
+
 class SubjectInfo(BaseModel):
-    """The ``subject`` part of a lookup answer."""
+    """The ``subject`` part of a lookup answer: an organisation's related persons by role
+    (the legal representative also as ``legal_representative``), a person's roles in
+    the organisations whose entries the answer carries."""
 
     id: str
     kind: SubjectKind
     name: str | None = None
     legal_representative: RepresentativeRef | None = None
+    related_persons: list[RelatedRef] = Field(default_factory=list)
+    related_organizations: list[OrganizationRef] = Field(default_factory=list)
 
 
 class Withheld(BaseModel):

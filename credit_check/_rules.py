@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from credit_check._codes import Target, role_words
 from credit_check._ids import mask_id
 from credit_check._models import (
     AppliedMeasure,
@@ -19,28 +20,33 @@ from credit_check._models import (
     ListKind,
     Measure,
     Outcome,
-    Scenario,
     Subject,
     SubjectKind,
-    Target,
     Transaction,
     Withheld,
 )
+from credit_check._reasons import (
+    OUTCOME_WORDS,
+    Judged,
+    entry_reason,
+    list_name,
+    measure_reason,
+    remedy,
+    unknown_scenario_reason,
+    unsupported_reason,
+    via_reason,
+)
 
-_EFFECT_OUTCOME = {
+_EFFECT_OUTCOME: dict[str, Outcome] = {
     Effect.DENY: Outcome.DENY,
     Effect.REVIEW: Outcome.REVIEW,
     Effect.RESTRICT: Outcome.RESTRICT,
     Effect.GREEN_CHANNEL: Outcome.GREEN_CHANNEL,
 }
 _IGNORED = frozenset({EntryStatus.REPAIRED, EntryStatus.REMOVED, EntryStatus.EXPIRED})
-_OUTCOME_WORDS = {
-    Outcome.DENY: "不予办理 / refuse",
-    Outcome.REVIEW: "从严审核 / strict manual review",
-    Outcome.RESTRICT: "限制便利措施 / proceed without facilitation",
-    Outcome.ALLOW: "正常办理 / proceed",
-    Outcome.GREEN_CHANNEL: "绿色通道 / green channel",
-}
+_OUTCOME_WORDS = OUTCOME_WORDS
+# An entry of an organisation in which a person holds a role, with that role.
+RoleEntry = tuple[ListEntry, str]
 
 
 # Why the service withheld a role (§9.1), as the reasons and the status say it.
@@ -48,10 +54,23 @@ WITHHELD_CAUSES = {
     "key_not_allowed_persons": ("本部门密钥无权查看自然人信用信息",
                                 "this department key may not see natural persons' entries"),
 }
-_ROLE_WORDS = {
-    "subject": ("主体", "the subject"),
-    "legal_representative": ("法定代表人", "the legal representative"),
-}
+
+
+@dataclass(frozen=True, slots=True)
+class PersonEntries:
+    """What one related person of an organisation brings to a decision.
+
+    Attributes:
+        role: the role the person holds in the checked organisation.
+        person: the person, for the reasons (shown masked); None when unknown.
+        entries: the person's own entries.
+        via: entries of organisations in which the person holds a role, with that role.
+    """
+
+    role: str
+    person: Subject | None
+    entries: Sequence[ListEntry] = ()
+    via: Sequence[RoleEntry] = ()
 
 
 def withheld_cause(reason: str) -> tuple[str, str]:
@@ -61,23 +80,19 @@ def withheld_cause(reason: str) -> tuple[str, str]:
                  f"the service withheld it ({reason or 'no reason given'})"))
 
 
-def withheld_targets(catalog: Catalog, scenario: Scenario,
+def withheld_targets(catalog: Catalog, scenario: str,
                      withheld: Iterable[Withheld]) -> tuple[Withheld, ...]:
     """The withheld roles that a measure of ``scenario`` targets (rule 11); a role that no
-    measure of the scenario targets cannot change the decision and is left out."""
-    targeted = {str(m.target) for m in catalog.measures if scenario in m.scenarios}
+    measure of the scenario targets cannot change the decision and is left out. A measure
+    with a target this version does not know may concern any role."""
+    measures = [m for m in catalog.measures if scenario in m.scenarios]
+    if any(not isinstance(m.target, Target) for m in measures):
+        return tuple(dict.fromkeys(withheld))
+    targeted = {str(m.target) for m in measures}
     return tuple(dict.fromkeys(w for w in withheld if w.role in targeted))
 
 
-@dataclass(frozen=True, slots=True)
-class _Judged:
-    entry: ListEntry
-    counts: bool  # applies measures now
-    suspended: bool  # objection pending on a list that suspends: no measure, but no reward
-    kind: ListKind  # the catalogue's kind for the list; the entry's own only for unknown lists
-
-
-def judge_entry(entry: ListEntry, catalog: Catalog, now: dt.datetime) -> _Judged | None:
+def judge_entry(entry: ListEntry, catalog: Catalog, now: dt.datetime) -> Judged | None:
     """How one entry stands at ``now``; None when it must be ignored entirely (rules 2 and 4)."""
     if entry.status in _IGNORED or not entry.is_in_period(now):
         return None
@@ -87,8 +102,8 @@ def judge_entry(entry: ListEntry, catalog: Catalog, now: dt.datetime) -> _Judged
     kind = definition.kind if definition else entry.list_kind
     if entry.status is EntryStatus.OBJECTION_PENDING:
         suspends = definition.suspend_on_objection if definition else True
-        return _Judged(entry, counts=not suspends, suspended=suspends, kind=kind)
-    return _Judged(entry, counts=True, suspended=False, kind=kind)
+        return Judged(entry, counts=not suspends, suspended=suspends, kind=kind)
+    return Judged(entry, counts=True, suspended=False, kind=kind)
 
 
 def years_before(moment: dt.datetime, years: int) -> dt.datetime:
@@ -99,85 +114,79 @@ def years_before(moment: dt.datetime, years: int) -> dt.datetime:
         return moment.replace(year=moment.year - years, day=28)
 
 
-def _list_name(catalog: Catalog, code: str) -> str:
-    definition = catalog.list_definition(code)
-    return f"「{definition.name}」({code})" if definition else f"({code})"
-
-
-def _period(entry: ListEntry) -> str:
-    start = entry.effective_from.date().isoformat()
-    end = entry.effective_until.date().isoformat() if entry.effective_until else "长期 / open-ended"
-    return f"{start} – {end}"
-
-
-def _entry_reason(j: _Judged, catalog: Catalog, who: str, who_en: str) -> str:
-    e = j.entry
-    text = (
-        f"{who}在{_list_name(catalog, e.list_code)}名单上（发布部门：{e.issuing_department}；"
-        f"依据：{e.basis_document or '—'}；有效期：{_period(e)}）。"
-        f" / {who_en} is on the {j.kind.value} list {e.list_code} "
-        f"(issued by {e.issuing_department}; basis {e.basis_document or '-'}; "
-        f"effective {_period(e)})."
-    )
-    if j.suspended and j.kind is ListKind.RED:
-        text += (
-            " 该条目异议处理中，暂不作为激励依据。"
-            " / An objection to this entry is pending, so it grants no reward meanwhile."
-        )
-    elif j.suspended:
-        text += (
-            " 该条目异议处理中，联合惩戒措施暂停执行，但不适用绿色通道。"
-            " / An objection to this entry is pending, so its measures are suspended;"
-            " it still rules out the green channel."
-        )
-    elif e.status is EntryStatus.OBJECTION_PENDING:
-        text += (
-            " 该条目异议处理中，但该名单在异议期间不暂停执行。"
-            " / An objection is pending, but this list is not suspended during it."
-        )
-    if catalog.list_definition(e.list_code) is None:
-        text += (
-            " 该名单不在当前措施目录中，不适用任何措施。"
-            " / This list is not in the current catalogue; no measure applies."
-        )
-    return text
-
-
 def _applied(m: Measure, entry: ListEntry | None) -> AppliedMeasure:
     return AppliedMeasure(
-        code=m.code,
-        name=m.name,
-        effect=m.effect,
-        legal_basis=m.legal_basis,
-        implementing_department=m.implementing_department,
-        target=m.target,
+        # only measures this version can apply are applied: their codes are known
+        code=m.code, name=m.name, effect=Effect(m.effect), legal_basis=m.legal_basis,
+        implementing_department=m.implementing_department, target=Target(m.target),
         list_code=entry.list_code if entry else None,
-        entry_id=entry.entry_id if entry else None,
-        params=dict(m.params),
+        entry_id=entry.entry_id if entry else None, params=dict(m.params), layer=m.layer,
+        grounds=m.grounds, evidence=list(m.evidence),
+        initiating_department=m.initiating_department, period_months=m.period_months,
     )
 
 
-def _measure_reason(a: AppliedMeasure) -> str:
-    whom = "法定代表人" if a.target is Target.LEGAL_REPRESENTATIVE else "主体"
-    whom_en = "the legal representative" if a.target is Target.LEGAL_REPRESENTATIVE else "the subject"
-    return (
-        f"对{whom}适用措施 {a.code}「{a.name}」（{a.effect.value}；法律依据：{a.legal_basis}；"
-        f"实施部门：{a.implementing_department}）。 / Measure {a.code} applies to {whom_en} "
-        f"({a.effect.value}; legal basis {a.legal_basis}; implemented by "
-        f"{a.implementing_department})."
-    )
+@dataclass(frozen=True, slots=True)
+class _Hit:
+    """A counting entry in a measure's pool: whose it is and how it reaches the target."""
+
+    judged: Judged
+    person: PersonEntries | None  # None: the subject itself
+    via_role: str | None  # the role held in the listed organisation, when reached through it
 
 
-def _remedy(entries: Iterable[ListEntry]) -> str:
-    departments = "、".join(sorted({e.issuing_department for e in entries})) or "发布部门"
-    return (
-        f"如对名单信息有异议，可向发布部门（{departments}）提出异议申请，异议处理期间按规定暂停或继续"
-        "执行惩戒措施；已纠正失信行为、履行相关义务的，可向发布部门或信用平台申请信用修复，修复后"
-        f"不再作为惩戒依据。 / To dispute an entry, file an objection with the issuing department "
-        f"({departments}); once the conduct is corrected and obligations are met, apply to that "
-        "department or the credit platform for credit repair, after which the entry is no longer "
-        "used for any measure."
-    )
+class _People:
+    """The subject's and the related persons' judged entries, and the pool of each measure."""
+
+    def __init__(self, judged: list[Judged], subject_via: list[tuple[Judged, str]],
+                 persons: list[tuple[PersonEntries, list[Judged], list[tuple[Judged, str]]]]
+                 ) -> None:
+        self.judged = judged
+        self.subject_via = subject_via
+        self.persons = persons
+
+    def pool(self, m: Measure) -> list[_Hit]:
+        """Every entry that can trigger ``m`` (its target's, or anybody's for a target this
+        version does not know)."""
+        via = set(m.effective_via)
+        known = isinstance(m.target, Target)
+        out: list[_Hit] = []
+        if not known or m.target is Target.SUBJECT:
+            out += [_Hit(j, None, None) for j in self.judged]
+            out += [_Hit(j, None, r) for j, r in self.subject_via if r in via or not known]
+        for p, own, pv in self.persons:
+            if known and p.role != m.target:
+                continue
+            out += [_Hit(j, p, None) for j in own]
+            out += [_Hit(j, p, r) for j, r in pv if r in via or not known]
+        return out
+
+
+def _judge_all(entries: Iterable[ListEntry], catalog: Catalog, now: dt.datetime) -> list[Judged]:
+    return [j for e in entries if (j := judge_entry(e, catalog, now)) is not None]
+
+
+def _judge_via(entries: Iterable[RoleEntry], catalog: Catalog, now: dt.datetime
+               ) -> list[tuple[Judged, str]]:
+    return [(j, r) for e, r in entries if (j := judge_entry(e, catalog, now)) is not None]
+
+
+def legacy_persons(subject: Subject, representative_entries: Sequence[ListEntry]
+                   ) -> list[PersonEntries]:
+    """``representative_entries`` (the schema-1 form: the legal representative's own
+    entries and those of organisations naming the person) as a :class:`PersonEntries`."""
+    if not representative_entries:
+        return []
+    rep = subject.legal_representative
+    own = [e for e in representative_entries if e.subject_kind is SubjectKind.PERSON]
+    orgs = [(e, str(Target.LEGAL_REPRESENTATIVE)) for e in representative_entries
+            if e.subject_kind is not SubjectKind.PERSON]
+    return [PersonEntries(Target.LEGAL_REPRESENTATIVE, rep, own, orgs)]
+
+
+def scenario_known(catalog: Catalog, scenario: str) -> bool:
+    """Whether the scenario is a known one or one the catalogue names or uses."""
+    return scenario in catalog.scenario_codes()
 
 
 def decide(
@@ -194,56 +203,80 @@ def decide(
     degraded: bool = False,
     withheld: Collection[Withheld] = (),
     fallback: Outcome = Outcome.REVIEW,
+    persons: Sequence[PersonEntries] = (),
+    subject_via: Sequence[RoleEntry] = (),
+    measures: Sequence[Measure] | None = None,
 ) -> Decision:
     """Apply the rulebook to one subject.
 
     Args:
         subject: who is checked.
-        transaction: the case; its scenario selects the measures.
+        transaction: the case; its scenario and region select the measures.
         catalog: the measure catalogue; no measure outside it is ever applied (rule 1).
         now: the decision time; entry periods are judged against it (rule 2).
         decision_id: the id the Decision will carry.
         entries: the subject's list entries, of any status.
         representative_entries: entries that concern the subject's legal representative: the
-            person's own entries and entries of organisations that person represents.
+            person's own entries and entries of organisations that person represents (the
+            schema-1 form of ``persons``).
         clean_since: start of the subject's clean record, for clean-record green channels.
         data_version: the list data version the entries were read at.
         degraded: whether the entries may be incomplete (stale data); carried to the Decision.
         withheld: roles whose entries the service withheld and that a measure of this
             scenario targets (:func:`withheld_targets`). Rule 11: the outcome is then never
             ALLOW or GREEN_CHANNEL but at least ``fallback`` and REVIEW, and degraded.
-        fallback: the scenario's fallback outcome (rule 9), for ``withheld``.
+        fallback: the scenario's fallback outcome (rule 9), for ``withheld``, measures this
+            version cannot apply, and a scenario nobody knows.
+        persons: the organisation's related persons, by role (DESIGN §9.5).
+        subject_via: when the subject is a person, entries of organisations in which the
+            person holds a role, with the role.
+        measures: the measures of the scenario and region (``Catalog.measures_for``),
+            when the caller has them at hand.
 
     Returns:
         The Decision: outcome, applied measures, matched entries and bilingual reasons.
     """
     scenario = transaction.scenario
-    judged = [j for e in entries if (j := judge_entry(e, catalog, now)) is not None]
-    rep_judged = [
-        j for e in representative_entries if (j := judge_entry(e, catalog, now)) is not None
-    ]
-    rep = subject.legal_representative
-    reasons: list[str] = []
-    for j in judged:
-        reasons.append(_entry_reason(j, catalog, "主体", "The subject"))
+    if measures is None:
+        if not scenario_known(catalog, scenario):
+            return unknown_scenario_decision(
+                subject=subject, transaction=transaction, catalog=catalog, now=now,
+                decision_id=decision_id, data_version=data_version, fallback=fallback)
+        measures = catalog.measures_for(scenario, transaction.region)
+    people = _People(
+        _judge_all(entries, catalog, now), _judge_via(subject_via, catalog, now),
+        [(p, _judge_all(p.entries, catalog, now), _judge_via(p.via, catalog, now))
+         for p in [*persons, *legacy_persons(subject, representative_entries)]])
+    judged = people.judged
+    reasons = [entry_reason(j, catalog, "主体", "The subject") for j in judged]
+    unsupported: list[tuple[Measure, str, ListEntry]] = []
+    hits: list[_Hit] = []
+    for m in measures:
+        problem = m.problem
+        if problem is not None:
+            # Red lists trigger rewards only: a reward this version cannot grant is simply
+            # not granted; anything else is never skipped (rule 11).
+            found = [h for h in people.pool(m) if h.judged.counts
+                     and h.judged.kind is not ListKind.RED
+                     and h.judged.entry.list_code in m.list_codes]
+            if found:
+                unsupported.append((m, problem, found[0].judged.entry))
+                hits += found
     applied: list[AppliedMeasure] = []
-    rep_hits: list[ListEntry] = []
     denied_by: list[ListEntry] = []
-    blockers = [
-        j.entry for j in judged if (j.counts or j.suspended) and j.kind is not ListKind.RED
-    ]
-    for m in catalog.measures:
-        if scenario not in m.scenarios:
+    blockers = [j.entry for j in judged if (j.counts or j.suspended) and j.kind is not ListKind.RED]
+    for m in measures:
+        if m.problem is not None:
             continue
         if m.effect is Effect.GREEN_CHANNEL:
-            if withheld:
-                continue  # no reward on what we were not shown (rule 11)
+            if withheld or unsupported:
+                continue  # no reward on what we were not shown or cannot judge (rule 11)
             grant = _green_channel(m, judged, clean_since, now)
             if grant is None:
                 continue
             entry, why = grant
             if blockers:
-                names = "、".join(_list_name(catalog, b.list_code) for b in blockers)
+                names = "、".join(list_name(catalog, b.list_code) for b in blockers)
                 reasons.append(
                     f"因存在失信或重点关注名单记录{names}（含异议处理中的记录），不适用{m.code}"
                     f"「{m.name}」。 / Measure {m.code} ({m.name}) is not granted: the subject has "
@@ -253,39 +286,27 @@ def decide(
             reasons.append(why)
             applied.append(_applied(m, entry))
             continue
-        pool = rep_judged if m.target is Target.LEGAL_REPRESENTATIVE else judged
-        triggers = [j.entry for j in pool if j.counts and j.entry.list_code in m.list_codes]
+        triggers = [h for h in people.pool(m) if h.judged.counts
+                    and h.judged.entry.list_code in m.list_codes]
         if not triggers:
             continue
-        applied.append(_applied(m, triggers[0]))
+        applied.append(_applied(m, triggers[0].judged.entry))
         if m.effect is Effect.DENY:
             # every triggering entry, not just the first: lifting one alone does not lift the DENY
-            denied_by.extend(triggers)
-        if m.target is Target.LEGAL_REPRESENTATIVE:
-            for e in triggers:
-                if e not in rep_hits:
-                    rep_hits.append(e)
-    for e in rep_hits:
-        shown = mask_id(rep.id) if rep else "—"
-        if e.subject_kind is SubjectKind.ORGANIZATION:
-            reasons.append(
-                f"法定代表人（{shown}）是{_list_name(catalog, e.list_code)}名单上主体 {e.subject_id} "
-                f"的法定代表人（发布部门：{e.issuing_department}；依据：{e.basis_document or '—'}）。"
-                f" / The legal representative ({shown}) represents {e.subject_id}, which is on "
-                f"the list {e.list_code} (issued by {e.issuing_department})."
-            )
-        else:
-            reasons.append(
-                _entry_reason(_Judged(e, True, False, e.list_kind), catalog, f"法定代表人（{shown}）",
-                              f"The legal representative ({shown})")
-            )
-    reasons.extend(_measure_reason(a) for a in applied)
+            denied_by.extend(h.judged.entry for h in triggers)
+        hits += triggers
+    reasons += _hit_reasons(hits, catalog)
+    reasons.extend(measure_reason(a, catalog) for a in applied)
     outcome = Outcome.most_severe(_EFFECT_OUTCOME[a.effect] for a in applied)
-    matches = [j.entry for j in judged] + [e for e in rep_hits if e not in (j.entry for j in judged)]
-    if withheld:
+    own = [j.entry for j in judged]
+    matches = own + list(dict.fromkeys(h.judged.entry for h in hits
+                                       if h.judged.entry not in own))
+    if withheld or unsupported:
         outcome = Outcome.most_severe((outcome, fallback, Outcome.REVIEW))
         degraded = True
         reasons.extend(_withheld_reason(w, outcome) for w in withheld)
+        reasons.extend(unsupported_reason(m.code, m.name, problem, e, outcome)
+                       for m, problem, e in unsupported)
     elif not applied:
         if judged:
             reasons.append(
@@ -298,9 +319,6 @@ def decide(
                 "proceed normally."
             )
     reasons.append(f"结论：{_OUTCOME_WORDS[outcome]}。 / Outcome: {outcome.value}.")
-    remedy = None
-    if outcome is Outcome.DENY:
-        remedy = _remedy(denied_by)
     return Decision(
         decision_id=decision_id,
         outcome=outcome,
@@ -309,7 +327,7 @@ def decide(
         measures=applied,
         matches=matches,
         reasons=reasons,
-        remedy=remedy,
+        remedy=remedy(denied_by) if outcome is Outcome.DENY else None,
         degraded=degraded,
         catalog_version=catalog.version,
         data_version=data_version,
@@ -317,9 +335,35 @@ def decide(
     )
 
 
+def _hit_reasons(hits: Iterable[_Hit], catalog: Catalog) -> list[str]:
+    # Why each entry reaching the subject through a person (or an organisation) counts;
+    # the subject's own entries are explained already.
+    out: list[str] = []
+    seen: set[tuple[str, str | None, str | None]] = set()
+    for h in hits:
+        e = h.judged.entry
+        if h.person is None and h.via_role is None:
+            continue
+        key = (e.entry_id, h.person.role if h.person else None, h.via_role)
+        if key in seen:
+            continue
+        seen.add(key)
+        if h.person is None:
+            who, who_en = "主体", "The subject"
+        else:
+            zh, en = role_words(h.person.role)
+            shown = mask_id(h.person.person.id) if h.person.person else "—"
+            who, who_en = f"{zh}（{shown}）", f"{en[0].upper()}{en[1:]} ({shown})"
+        if h.via_role is not None:
+            out.append(via_reason(catalog, who, who_en, h.via_role, e))
+        else:
+            out.append(entry_reason(Judged(e, True, False, h.judged.kind), catalog, who, who_en))
+    return out
+
+
 def _withheld_reason(w: Withheld, outcome: Outcome) -> str:
     zh, en = withheld_cause(w.reason)
-    who_zh, who_en = _ROLE_WORDS.get(w.role, (w.role, w.role))
+    who_zh, who_en = role_words(w.role)
     return (
         f"{zh}：服务未提供{who_zh}的名单信息，本场景的措施涉及{who_zh}，不能视为无记录，"
         f"按降级规则处理：{_OUTCOME_WORDS[outcome]}。 / The service withheld the entries of "
@@ -329,7 +373,7 @@ def _withheld_reason(w: Withheld, outcome: Outcome) -> str:
 
 
 def _green_channel(
-    m: Measure, judged: Sequence[_Judged], clean_since: dt.datetime | None, now: dt.datetime
+    m: Measure, judged: Sequence[Judged], clean_since: dt.datetime | None, now: dt.datetime
 ) -> tuple[ListEntry | None, str] | None:
     days = m.params.get("commitment_days")
     zh = f"可容缺受理，申请人书面承诺在 {days} 日内补齐材料。" if days else ""
@@ -350,7 +394,7 @@ def _green_channel(
     return None
 
 
-def clean_years(catalog: Catalog, scenario: Scenario) -> tuple[int, ...]:
+def clean_years(catalog: Catalog, scenario: str) -> tuple[int, ...]:
     """The clean-record periods (years) of the scenario's green-channel measures."""
     return tuple(sorted({
         m.clean_years for m in catalog.measures
@@ -370,12 +414,29 @@ def time_signature(
     entry counts at ``now`` (rules 2 and 4) and whether each clean-record period
     (:func:`clean_years`) is complete. Two moments with the same signature get the same
     outcome, measures, matches, reasons and remedy from the same inputs, so a caller may
-    reuse a decision's content while the signature holds."""
+    reuse a decision's content while the signature holds. ``representative_entries``:
+    every entry of every related person (own and through organisations)."""
     sig = [e.status not in _IGNORED and e.is_in_period(now) for e in entries]
     sig += [e.status not in _IGNORED and e.is_in_period(now) for e in representative_entries]
     if clean_since is not None:
         sig += [clean_since <= years_before(now, y) for y in years]
     return tuple(sig)
+
+
+def unknown_scenario_decision(
+    *, subject: Subject, transaction: Transaction, catalog: Catalog, now: dt.datetime,
+    decision_id: str, data_version: str | None, fallback: Outcome,
+) -> Decision:
+    """A scenario neither known nor named by the catalogue (a typo, most likely): no
+    measure can be selected, so never ALLOW: the fallback, at least REVIEW, degraded."""
+    outcome = Outcome.most_severe((fallback, Outcome.REVIEW))
+    return Decision(
+        decision_id=decision_id, outcome=outcome, subject=subject, transaction=transaction,
+        reasons=[unknown_scenario_reason(transaction.scenario, outcome),
+                 f"结论：{_OUTCOME_WORDS[outcome]}。 / Outcome: {outcome.value}."],
+        degraded=True, catalog_version=catalog.version, data_version=data_version,
+        decided_at=now,
+    )
 
 
 def fallback_decision(

@@ -16,6 +16,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from credit_check._codes import CODE_RULE, scenario_code
 from credit_check._exceptions import ConfigurationError
 from credit_check._models import Outcome, Scenario
 
@@ -153,7 +154,7 @@ class FallbackPolicy:
 
     __slots__ = ("default", "overrides")
 
-    def __init__(self, default: Outcome, overrides: dict[Scenario, Outcome]) -> None:
+    def __init__(self, default: Outcome, overrides: dict[str, Outcome]) -> None:
         self.default = default
         self.overrides = overrides
 
@@ -165,7 +166,7 @@ class FallbackPolicy:
             ConfigurationError: naming CREDIT_CHECK_FALLBACK and the part that is wrong.
         """
         default: Outcome | None = None
-        overrides: dict[Scenario, Outcome] = {}
+        overrides: dict[str, Outcome] = {}
         allowed = ", ".join(_FALLBACK_OUTCOMES)
         parts = [p.strip() for p in spec.split(",")]
         if not spec.strip() or any(not p for p in parts):
@@ -193,12 +194,13 @@ class FallbackPolicy:
                 default = outcome
                 continue
             try:
-                scenario = Scenario(name)
+                # A catalogue may name scenarios beyond the known ones (open codes).
+                scenario = scenario_code(name)
             except ValueError:
                 known = ", ".join(s.value for s in Scenario)
                 raise ConfigurationError(
-                    f"CREDIT_CHECK_FALLBACK: unknown scenario {name!r} in {spec!r} "
-                    f"(one of {known})"
+                    f"CREDIT_CHECK_FALLBACK: {name!r} in {spec!r} is not a scenario code "
+                    f"(one of {known}, or a catalogue's own: {CODE_RULE})"
                 ) from None
             if scenario in overrides:
                 raise ConfigurationError(
@@ -207,6 +209,6 @@ class FallbackPolicy:
             overrides[scenario] = outcome
         return cls(default or Outcome.REVIEW, overrides)
 
-    def outcome(self, scenario: Scenario) -> Outcome:
+    def outcome(self, scenario: str) -> Outcome:
         """The fallback outcome for ``scenario``."""
         return self.overrides.get(scenario, self.default)

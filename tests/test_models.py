@@ -101,10 +101,20 @@ def test_demo_catalogue_green_channel_accepts_three_clean_years() -> None:
 # --- a malformed catalogue -------------------------------------------------------
 
 
-def test_measure_with_unknown_effect_is_rejected_naming_measure_and_field() -> None:
+def test_measure_with_an_unknown_effect_is_kept_and_reported_as_unsupported() -> None:
     data = demo_data()
-    measure(data, "P-004")["effect"] = "ban"
-    with pytest.raises(CatalogError, match=r"measure 'P-004' field effect"):
+    measure(data, "P-004")["effect"] = "suspend_license"
+    catalog = Catalog.load(data)
+    kept = next(m for m in catalog.measures if m.code == "P-004")
+    assert kept.effect == "suspend_license" and not isinstance(kept.effect, Effect)
+    assert [(m.code, why) for m, why in catalog.unsupported()] == [
+        ("P-004", "unknown effect 'suspend_license'")]
+
+
+def test_measure_with_a_malformed_effect_code_is_rejected_naming_measure_and_field() -> None:
+    data = demo_data()
+    measure(data, "P-004")["effect"] = "Ban!"
+    with pytest.raises(CatalogError, match=r"measure 'P-004' field effect.*malformed"):
         Catalog.load(data)
 
 
@@ -116,9 +126,17 @@ def test_measure_missing_legal_basis_is_rejected_naming_measure_and_field() -> N
     assert "measure 'P-002' field legal_basis" in str(info.value)
 
 
-def test_measure_with_unknown_scenario_names_the_measure_and_the_scenario_index() -> None:
+def test_a_measure_may_use_a_scenario_outside_the_known_set() -> None:
     data = demo_data()
     measure(data, "P-001")["scenarios"] = ["procurement", "lottery"]
+    catalog = Catalog.load(data)
+    assert "lottery" in catalog.scenario_codes()
+    assert catalog.scenario_name("lottery") == "lottery"  # unnamed: its name is the code
+
+
+def test_measure_with_a_malformed_scenario_names_the_measure_and_the_scenario_index() -> None:
+    data = demo_data()
+    measure(data, "P-001")["scenarios"] = ["procurement", "政府采购"]
     with pytest.raises(CatalogError, match=r"measure 'P-001' field scenarios\.1"):
         Catalog.load(data)
 
@@ -130,11 +148,16 @@ def test_measure_with_no_scenario_is_rejected() -> None:
         Catalog.load(data)
 
 
-def test_measure_with_an_unexpected_field_is_rejected_naming_it() -> None:
+def test_unknown_fields_anywhere_are_kept_and_ignored() -> None:
     data = demo_data()
     measure(data, "P-005")["severity"] = 3
-    with pytest.raises(CatalogError, match=r"measure 'P-005' field severity"):
-        Catalog.load(data)
+    data["lists"][0]["colour"] = "black"
+    data["published_by"] = "某省信用办"
+    catalog = Catalog.load(data)
+    dumped = catalog.model_dump(mode="json")
+    assert measure(dumped, "P-005")["severity"] == 3
+    assert dumped["lists"][0]["colour"] == "black" and dumped["published_by"] == "某省信用办"
+    assert catalog.unsupported() == []
 
 
 def test_list_with_unknown_kind_is_rejected_naming_list_and_field() -> None:

@@ -70,9 +70,16 @@ def test_fallback_default_plus_overrides_tolerates_case_and_spaces() -> None:
     assert policy.outcome(Scenario.PROCUREMENT) is Outcome.DENY
 
 
+def test_fallback_may_name_a_catalogue_scenario_outside_the_known_set() -> None:
+    policy = FallbackPolicy.parse("review,franchise=deny")
+    assert policy.outcome("franchise") is Outcome.DENY
+    assert policy.outcome(Scenario.PROCUREMENT) is Outcome.REVIEW
+
+
 @pytest.mark.parametrize(
     "spec",
-    ["", "maybe", "procurement=maybe", "shopping=deny", "review,allow", "review,,deny",
+    ["", "maybe", "procurement=maybe", "shop ping=deny", "特许经营=deny", "review,allow",
+     "review,,deny",
      "procurement=deny,procurement=review", "green_channel"],
 )
 def test_malformed_fallback_spec_names_the_variable(spec: str) -> None:

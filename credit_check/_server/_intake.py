@@ -95,7 +95,7 @@ def check_record(key: ApiKey, record: Any, text: str | None) -> Intake | str:
     except OverflowError:  # at the end of the calendar
         day = model.created_at.date().isoformat()
     return Intake(model.record_id, model.department or key.department, model.kind.value,
-                  model.transaction.scenario.value, model.outcome.value,
+                  str(model.transaction.scenario), model.outcome.value,
                   int(bool(model.matches)), len(model.measures), day, stored)
 
 
