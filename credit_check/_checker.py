@@ -129,6 +129,7 @@ class Checker:
         start: bool = True,
         sender: bool | None = None,
         outbox_url: str | None = None,
+        region: str | None = None,
         settings: Settings | None = None,
     ) -> None:
         options: dict[str, Any] = {
@@ -143,7 +144,7 @@ class Checker:
             "pilot_codes": tuple(pilot_codes) if isinstance(pilot_codes, (list, set, frozenset))
             else pilot_codes,
             "ready_timeout": ready_timeout, "max_data_age": max_data_age,
-            "breaker_cooldown": breaker_cooldown,
+            "breaker_cooldown": breaker_cooldown, "region": region,
         }
         if settings is None:
             settings = Settings.explicit(**options)
@@ -155,6 +156,7 @@ class Checker:
         policy = FallbackPolicy.parse(settings.fallback)
         self._clock = clock or _now
         self._pilot = settings.pilot_codes
+        self._region = settings.region
         self._closed = False
         self._started = start
         self._pid = os.getpid()
@@ -194,7 +196,7 @@ class Checker:
                 syncer=self._syncer, cache=self._cache,
                 lookup=LookupClient(self._transport, retries=settings.lookup_retries),
                 fallback=policy, on_degraded=self._queue_post_check, clock=self._clock,
-                max_stale=settings.max_stale,
+                max_stale=settings.max_stale, region=settings.region,
             )
             self._outbox = self._records.outbox
             if self._outbox is not None and settings.sender:
@@ -262,6 +264,8 @@ class Checker:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = self._subject(subject)
+        if transaction.region is None and self._region is not None:
+            transaction = self._in_region(transaction)
         if self._syncer.catalog is None:
             self._await_catalog()
         decision = self._engine.decide_one(parsed, transaction, Mode.NORMAL)
@@ -288,6 +292,8 @@ class Checker:
     def _decide_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
         if self._pid != os.getpid():
             self._after_fork_in_child()
+        if transaction.region is None and self._region is not None:
+            transaction = self._in_region(transaction)
         return self._engine.decide_one(self._subject(subject), transaction, Mode.LOCAL)
 
     def check_many(
@@ -304,6 +310,8 @@ class Checker:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = [self._subject(s) for s in subjects]
+        if transaction.region is None and self._region is not None:
+            transaction = self._in_region(transaction)
         self._await_catalog()
         group = DecisionGroup(d for d in self._engine.decide_many(parsed, transaction,
                                                                    Mode.NORMAL) if d is not None)
@@ -314,6 +322,11 @@ class Checker:
                 except OutboxError as exc:
                     raise OutboxError(str(exc), decision=group) from exc
         return group
+
+    def _in_region(self, transaction: Transaction) -> Transaction:
+        # The deployment's region (CREDIT_CHECK_REGION), recorded in the decision it selects
+        # the supplements of.
+        return transaction.model_copy(update={"region": self._region})
 
     def _queue_post_check(self, decision: Decision) -> None:
         assert self._queue is not None

@@ -44,6 +44,13 @@ class CheckerStatus:
             a v1 service, whose freshness is unproven.
         refused_answers: signed answers refused as older than the data held (lagging
             instances or replays) since the start.
+        region: the deployment's region (``CREDIT_CHECK_REGION``), the default
+            ``Transaction.region`` that selects the catalogue's supplements.
+        unsupported_measures: measures of the catalogue this version cannot apply, each
+            ``"code: why"`` (an unknown effect or target); a check whose entries one
+            matches is decided at least review, degraded (rule 11).
+        unknown_scenarios: scenario codes checked that neither this version nor the
+            catalogue knows (decided as the fallback, at least review, degraded).
     """
 
     ready: bool
@@ -67,6 +74,9 @@ class CheckerStatus:
     epoch: int | None = None
     freshness_signed: bool = False
     refused_answers: int = 0
+    region: str | None = None
+    unsupported_measures: tuple[str, ...] = ()
+    unknown_scenarios: tuple[str, ...] = ()
 
 
 class DecisionGroup(Sequence[Decision]):

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from credit_check._models import Scenario
+from credit_check._codes import Scenario, check_region, scenario_code
 
 EXIT_BAD_INPUT = 2
 
@@ -35,10 +35,24 @@ class _Parser(argparse.ArgumentParser):
                   if " " in self.prog else f"credit-check: error: {message}\n")
 
 
+def _scenario(text: str) -> str:
+    try:
+        return scenario_code(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _region(text: str) -> str:
+    try:
+        return check_region(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="credit-check", description="逢办必查: credit checks for approval systems")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    scenarios = [s.value for s in Scenario]
+    scenarios = ", ".join(s.value for s in Scenario)
 
     p = sub.add_parser("serve", help="run the sandbox list service (or: serve keygen FILE)")
     p.add_argument("action", nargs="?", choices=["keygen"],
@@ -62,13 +76,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check one subject")
     p.add_argument("id", help="统一社会信用代码 or 身份证号码")
-    p.add_argument("--scenario", required=True, choices=scenarios)
+    p.add_argument("--scenario", required=True, type=_scenario, metavar="SCENARIO",
+                   help=f"{scenarios}, or a scenario code the catalogue names")
+    p.add_argument("--region", type=_region, help="six-digit GB/T 2260 code of the case "
+                   "(default CREDIT_CHECK_REGION): selects the catalogue's supplements")
     p.add_argument("--case-id", help="the case (办件) id")
     p.add_argument("--json", action="store_true", help="print the Decision as JSON")
 
     p = sub.add_parser("check-file", help="check every subject of a CSV file")
     p.add_argument("file", help="CSV file with a header row")
-    p.add_argument("--scenario", required=True, choices=scenarios)
+    p.add_argument("--scenario", required=True, type=_scenario, metavar="SCENARIO",
+                   help=f"{scenarios}, or a scenario code the catalogue names")
+    p.add_argument("--region", type=_region, help="six-digit GB/T 2260 code of the cases "
+                   "(default CREDIT_CHECK_REGION)")
     p.add_argument("--column", default="id", help="the identifier column (default: id)")
     p.add_argument("--out", metavar="REPORT.csv", help="write the report here")
     p.add_argument("--case-id", help="the case (办件) id, e.g. the tender number")

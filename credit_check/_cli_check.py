@@ -39,6 +39,8 @@ CHUNK = 500
 REPORT_COLUMNS = [
     "row", "id", "name", "outcome", "measures", "legal_basis", "lists", "degraded",
     "decision_id", "catalog_version", "data_version", "decided_at", "error",
+    # catalogue schema 2: what the catalogue says of the applied measures
+    "grounds", "evidence", "period_months", "layers",
 ]
 
 
@@ -58,7 +60,8 @@ def _open_checker() -> Checker:
 def _transaction(args: argparse.Namespace) -> Transaction:
     """The command's transaction; a bad ``--case-id`` raises ValueError with a clear message."""
     try:
-        return Transaction(scenario=args.scenario, case_id=args.case_id)
+        return Transaction(scenario=args.scenario, case_id=args.case_id,
+                           region=getattr(args, "region", None))
     except ValidationError as exc:
         error = exc.errors()[0]
         name = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "arguments"
@@ -81,6 +84,14 @@ def print_decision(d: Decision, out: TextIO) -> None:
     for m in d.measures:
         print(f"  measure  {m.code} {m.name} ({m.effect.value}, {m.target.value}) "
               f"— {m.legal_basis}; {m.implementing_department}", file=out)
+        details = [f"layer {m.layer}" if m.layer else "",
+                   f"实施事由 grounds: {m.grounds}" if m.grounds else "",
+                   f"发起部门 initiated by: {m.initiating_department}"
+                   if m.initiating_department else "",
+                   f"惩戒期限 period: {m.period_months} months" if m.period_months else "",
+                   f"证据材料 evidence: {'、'.join(m.evidence)}" if m.evidence else ""]
+        for line in filter(None, details):
+            print(f"           {line}", file=out)
     for reason in d.reasons:
         print(f"  · {reason}", file=out)
     if d.remedy:
@@ -198,6 +209,12 @@ def _report_row(row: _Row, d: Decision | None) -> dict[str, Any]:
         "data_version": d.data_version or "",
         "decided_at": d.decided_at.isoformat(),
         "error": "",
+        "grounds": "; ".join(f"{m.code}: {m.grounds}" for m in d.measures if m.grounds),
+        "evidence": "; ".join(f"{m.code}: {'、'.join(m.evidence)}" for m in d.measures
+                              if m.evidence),
+        "period_months": "; ".join(f"{m.code}: {m.period_months}" for m in d.measures
+                                   if m.period_months),
+        "layers": "; ".join(f"{m.code}: {m.layer}" for m in d.measures if m.layer),
     }
 
 

@@ -183,6 +183,7 @@ class Engine:
         on_degraded: Callable[[Decision], None],
         clock: Callable[[], dt.datetime],
         max_stale: float = 6 * 3600.0,
+        region: str | None = None,
     ) -> None:
         self._syncer = syncer
         self._cache = cache
@@ -191,6 +192,7 @@ class Engine:
         self._on_degraded = on_degraded
         self._clock = clock
         self._max_stale = max_stale
+        self.region = region
         self._plans: dict[int, _Plan] = {}
         self._memo: dict[tuple[object, ...], _Memo] = {}
         self.last_error: str | None = None
@@ -207,7 +209,25 @@ class Engine:
             if len(self._plans) >= PLANS_KEPT:
                 self._plans.clear()
             plan = self._plans[id(catalog)] = _Plan(catalog)
+            live = self._syncer.catalog
+            if live is not None and live.catalog is catalog:
+                self._note(catalog)
         return plan
+
+    def _note(self, catalog: Catalog) -> None:
+        # Once per catalogue: what this version cannot apply, and supplements that no
+        # case will get without a region.
+        for m, problem in catalog.unsupported():
+            logger.warning("catalogue %s: measure %s (%s) cannot be applied by this version "
+                           "(%s); a check whose entries it matches is decided at least "
+                           "review, degraded (rule 11): upgrade credit-check",
+                           catalog.version, m.code, m.name, problem)
+        regional = sorted({x.region for x in catalog.layers if x.region})
+        if regional and self.region is None:
+            logger.warning("catalogue %s has supplements for the regions %s, but no region "
+                           "is set: a case without Transaction.region gets the national base "
+                           "only (set CREDIT_CHECK_REGION)", catalog.version,
+                           ", ".join(regional))
 
     def decide_one(self, subject: Subject, transaction: Transaction, mode: Mode,
                    catalog: Catalog | None = None) -> Decision | None:

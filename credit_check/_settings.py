@@ -8,7 +8,7 @@ import contextvars
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -16,7 +16,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from credit_check._codes import CODE_RULE, scenario_code
+from credit_check._codes import CODE_RULE, check_region, scenario_code
 from credit_check._exceptions import ConfigurationError
 from credit_check._models import Outcome, Scenario
 
@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     max_data_age: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     breaker_cooldown: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     pilot_codes: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_codes)] = ()
+    # The six-digit GB/T 2260 code of where this deployment handles cases: the default
+    # Transaction.region, which selects the catalogue's provincial and city supplements.
+    region: Annotated[str, AfterValidator(check_region)] | None = None
 
     @classmethod
     def settings_customise_sources(

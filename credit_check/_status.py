@@ -48,6 +48,15 @@ def data_status(syncer: Syncer, engine: Engine, transport: Transport) -> dict[st
     for reason in sorted(engine.withheld_causes):
         zh, en = withheld_cause(reason)
         causes.append(f"withheld:{reason}: {zh} / {en}")
+    unsupported = tuple(f"{m.code}: {why}" for m, why in syncer.catalog.catalog.unsupported()
+                        ) if syncer.catalog is not None else ()
+    if unsupported:
+        causes.append(f"unsupported_measures: {len(unsupported)} measure(s) of the catalogue "
+                      f"cannot be applied by this version ({'; '.join(unsupported)}); a check "
+                      "they match is at least review: upgrade credit-check")
+    for code in sorted(engine.unknown_scenarios):
+        causes.append(f"unknown_scenario:{code}: 场景代码未知 / neither this version nor the "
+                      "catalogue knows this scenario; its checks get the fallback")
     if syncer.upgrade_required:
         causes.append("upgrade_required: the service's current catalogue needs a newer "
                       "credit-check; the newest catalogue this version understands is used")
@@ -62,4 +71,7 @@ def data_status(syncer: Syncer, engine: Engine, transport: Transport) -> dict[st
         "epoch": fresh.epoch,
         "freshness_signed": fresh.signed,
         "refused_answers": syncer.refused,
+        "region": engine.region,
+        "unsupported_measures": unsupported,
+        "unknown_scenarios": tuple(sorted(engine.unknown_scenarios)),
     }

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from credit_check._codes import scenario_code
 from credit_check._models import Scenario
 
 if TYPE_CHECKING:
@@ -174,7 +175,8 @@ class Route:
         path: a path pattern; ``{name}`` matches one segment, ``{name:path}`` the rest
             and ``{name:int}`` digits. The pattern matches the whole path. ``"*"`` is for
             view decorators, where the framework has matched the path already.
-        scenario: the :class:`~credit_check.Scenario` (or its value) of the transaction.
+        scenario: the :class:`~credit_check.Scenario` (or its value, or a code the
+            catalogue names) of the transaction.
         subject: where the subject's identifier is (USCC or id number, told by shape).
         legal_representative: where the organisation's 法定代表人 id number is, if given.
         members: where the members of a consortium are (a list field, or a repeated
@@ -205,7 +207,7 @@ class Route:
                 raise TypeError(f"route {self.method} {self.path}: {name} must be an "
                                 f"extractor such as FromJSON('a.b'), not {value!r}")
         object.__setattr__(self, "method", self.method.upper())
-        object.__setattr__(self, "scenario", Scenario(self.scenario))
+        object.__setattr__(self, "scenario", scenario_code(self.scenario))
         object.__setattr__(self, "regex", compile_path(self.path))
         names = set(self.regex.groupindex)
         for ex in self.extractors:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from credit_check._catalog_layers import merge
 from credit_check._exceptions import CatalogError
 from credit_check._models import CST, Catalog, EntryStatus, Timestamp
 from credit_check._server._app import Sandbox
@@ -60,6 +61,22 @@ class _NewKey(BaseModel):
     allow_persons: bool = False
 
 
+def merged(data: Any) -> Any:
+    """A catalogue body as one catalogue: a base with ``supplements`` (each ``{layer,
+    lists, scenarios, measures}``) is merged; anything else is taken as it is.
+
+    Raises:
+        CatalogError: the supplements are malformed or redefine a shared list.
+    """
+    if not isinstance(data, dict) or "supplements" not in data:
+        return data
+    supplements = data["supplements"]
+    if not isinstance(supplements, list):
+        raise CatalogError("invalid catalogue: supplements must be a list of "
+                           "{layer, lists, scenarios, measures}")
+    return merge(data, supplements)
+
+
 class Admin:
     """The admin handlers, over the plumbing of one :class:`Sandbox`."""
 
@@ -79,7 +96,7 @@ class Admin:
                               f"catalogue's serial, got {str(serial)[:40]!r}",
                               title="Catalogue refused")
         try:
-            catalog = Catalog.load(data)
+            catalog = Catalog.load(merged(data))
         except CatalogError as exc:
             raise Problem(422, str(exc), title="Catalogue refused") from None
         try:
@@ -88,7 +105,7 @@ class Admin:
         except SerialConflict as exc:
             raise Problem(409, str(exc), title="Catalogue serial goes backwards") from None
         return JSONResponse({"version": catalog.version, "serial": stored.serial,
-                             "snapshot_version": version})
+                             "schema": stored.schema, "snapshot_version": version})
 
     def _import(self, raw: bytes, ctype: str) -> dict[str, int]:
         """Parse, check and store a whole import; any problem refuses all of it."""

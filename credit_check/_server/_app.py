@@ -20,16 +20,17 @@ from starlette.routing import Route
 
 from credit_check._crypto import Signer, constant_time_equal
 from credit_check._exceptions import InvalidSubjectId
-from credit_check._models import FeedbackKind, describe_validation_error
+from credit_check._models import Catalog, FeedbackKind, describe_validation_error
+from credit_check._server._catalog_forms import NEWEST_SCHEMA, wave1_form
 from credit_check._server._http import PROBLEM, Problem, decode_json, problem_response
 from credit_check._server._import import validated_id
 from credit_check._server._intake import take_feedback
 from credit_check._server._signed import catalog_answer, catalog_etag, snapshot_answer
 from credit_check._server._store import (
-    CATALOG_SCHEMA,
     ApiKey,
     SnapshotGone,
     Store,
+    StoredCatalog,
     StoreUnavailable,
 )
 
@@ -74,6 +75,7 @@ class Sandbox:
         self.store = store
         self.signer = signer
         self.admin_key = admin_key
+        self._renditions: dict[int, StoredCatalog] = {}
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -159,7 +161,7 @@ class Sandbox:
         current = self.store.catalog()
         return JSONResponse({
             "protocol": "1.1",
-            "catalog_schema": current.schema if current else CATALOG_SCHEMA,
+            "catalog_schema": current.schema if current else NEWEST_SCHEMA,
             "epoch": head.epoch,
             "record_kinds": [k.value for k in FeedbackKind],
             "receipts": False,
@@ -173,10 +175,10 @@ class Sandbox:
         current = self.store.catalog()
         if current is None:
             raise Problem(404, "no catalogue is loaded; PUT /v1/admin/catalog first")
-        served = current if current.schema <= schema else self.store.catalog(schema)
+        served = current if current.schema <= schema else self._rendition(current, schema)
         if served is None:
             raise Problem(406, f"the current catalogue needs schema {current.schema} and no "
-                          f"catalogue for schema {schema} is kept: upgrade credit-check",
+                          f"form of it for schema {schema} exists: upgrade credit-check",
                           title="Upgrade required")
         etag = catalog_etag(served)
         asked = request.headers.get("if-none-match", "")
@@ -186,6 +188,19 @@ class Sandbox:
             return Response(status_code=304, headers={"ETag": etag})
         body = catalog_answer(self.signer, served, head.epoch, current.schema > schema)
         return JSONResponse(body, headers={"ETag": etag})
+
+    def _rendition(self, current: StoredCatalog, schema: int) -> StoredCatalog | None:
+        """The current catalogue in the form a client of an older ``schema`` parses (the
+        measures it can apply exactly), with the current serial: such a client keeps up
+        with every change it can follow, and is told ``upgrade_required``."""
+        if schema != 1:
+            return None
+        held = self._renditions.get(current.serial)
+        if held is None:
+            raw = wave1_form(current.catalog)
+            held = StoredCatalog(Catalog.load(raw), raw, current.serial, 1)
+            self._renditions = {current.serial: held}
+        return held
 
     async def snapshot(self, request: Request) -> Response:
         self.auth(request)

@@ -25,6 +25,7 @@ from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._models import Catalog, EntryStatus, ListEntry
 from credit_check._pg import Conn, Database
 from credit_check._server import _entries
+from credit_check._server._catalog_forms import required_schema, stored_form
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable, insert_feedback, sealed_rows
 from credit_check._server._personal import PersonalData
@@ -33,7 +34,6 @@ from credit_check._server._prefix_index import PrefixIndex, pack, unpack
 from credit_check._server._schema import INSERT_ENTRY, INSERT_SUBJECT, set_meta
 from credit_check._server._sqlite import KEPT_DELTAS, _compose, _rep_lists
 from credit_check._server._store import (
-    CATALOG_SCHEMA,
     COUNTING,
     LIFTING_REASON,
     ApiKey,
@@ -307,9 +307,10 @@ class PostgresStore(FeedbackTable, Store):
         return self._run(work, begin=None)
 
     def put_catalog(self, catalog: Catalog, *, serial: int | None = None,
-                    schema: int = CATALOG_SCHEMA, if_none: bool = False
+                    schema: int | None = None, if_none: bool = False
                     ) -> tuple[StoredCatalog, int]:
-        raw = catalog.model_dump(mode="json")
+        schema = required_schema(catalog) if schema is None else schema
+        raw = stored_form(catalog, schema)
 
         def body(conn: Conn, change: Change) -> None:
             current = self._head.catalog_serial

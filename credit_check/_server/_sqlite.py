@@ -24,12 +24,12 @@ from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._exceptions import ConfigurationError
 from credit_check._models import Catalog, EntryStatus, ListEntry, Target
 from credit_check._server import _entries, _schema
+from credit_check._server._catalog_forms import required_schema, stored_form
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable
 from credit_check._server._personal import PersonalData
 from credit_check._server._prefix_index import PrefixIndex, pack, unpack
 from credit_check._server._store import (
-    CATALOG_SCHEMA,
     LIFTING_REASON,
     SCHEMA_VERSION,
     ApiKey,
@@ -271,9 +271,10 @@ class SQLiteStore(FeedbackTable, Store):
             return self._load_catalog(conn, row[0]) if row[0] is not None else None
 
     def put_catalog(self, catalog: Catalog, *, serial: int | None = None,
-                    schema: int = CATALOG_SCHEMA, if_none: bool = False
+                    schema: int | None = None, if_none: bool = False
                     ) -> tuple[StoredCatalog, int]:
-        raw = catalog.model_dump(mode="json")
+        schema = required_schema(catalog) if schema is None else schema
+        raw = stored_form(catalog, schema)
         with self._versioned() as (conn, change):
             current = self._head.catalog_serial
             if if_none and current:

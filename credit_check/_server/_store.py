@@ -19,7 +19,8 @@ from credit_check._models import CST, Catalog, EntryStatus, ListEntry
 
 SCHEMA_VERSION = 2
 COUNTING = (EntryStatus.ACTIVE.value, EntryStatus.OBJECTION_PENDING.value)
-# The catalogue schema every catalogue the current models accept requires.
+# The schema of a wave-1 catalogue (DESIGN §6 shapes only); a catalogue's own schema is
+# worked out when it is put (``_catalog_forms.required_schema``).
 CATALOG_SCHEMA = 1
 # Why an entry's status changed (DESIGN §9.3); ``objection_upheld_wrong`` lifts it.
 REASONS = ("objection_raised", "objection_rejected", "objection_upheld_wrong", "repaired",
@@ -157,9 +158,12 @@ class Store(ABC):
 
     @abstractmethod
     def put_catalog(self, catalog: Catalog, *, serial: int | None = None,
-                    schema: int = CATALOG_SCHEMA, if_none: bool = False
+                    schema: int | None = None, if_none: bool = False
                     ) -> tuple[StoredCatalog, int]:
         """Make ``catalog`` current; returns it with its serial, and the snapshot version.
+
+        ``schema``: the catalogue schema it needs (None: worked out from the catalogue);
+        it is stored in the form clients of that schema parse (``stored_form``).
 
         Raises:
             SerialConflict: ``serial`` is not above the current one.

@@ -360,7 +360,9 @@ def test_put_catalog_refuses_a_bad_one_and_keeps_the_old(sb: Sandbox) -> None:
     bad["measures"][0]["list_codes"] = ["no.such.list"]
     assert_problem(sb.admin("PUT", "/v1/admin/catalog", json=bad), 422, "no.such.list")
     junk: Any
-    for junk in ([], "x", {"version": "1"}, 5, {**demo_catalog(), "extra": 1}):
+    # (unknown fields are kept since catalogue schema 2; a malformed part is refused)
+    for junk in ([], "x", {"version": "1"}, 5, {**demo_catalog(), "measures": "x"},
+                 {**demo_catalog(), "supplements": "x"}):
         assert_problem(sb.admin("PUT", "/v1/admin/catalog", json=junk), 422)
     assert_problem(sb.admin("PUT", "/v1/admin/catalog", content=b"{"), 400)
     assert sb.get("/v1/catalog").headers["etag"] == etag
@@ -375,7 +377,8 @@ def test_put_catalog_replaces_it(sb: Sandbox) -> None:
     good["measures"] = [m for m in good["measures"] if m["target"] != "legal_representative"]
     resp = sb.admin("PUT", "/v1/admin/catalog", json=good)
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"version": "2026.2", "serial": 2, "snapshot_version": version + 1}
+    assert resp.json() == {"version": "2026.2", "serial": 2, "schema": 1,
+                           "snapshot_version": version + 1}
     resp = sb.get("/v1/catalog")
     assert resp.headers["etag"] != etag and resp.json()["catalog"]["version"] == "2026.2"
     body, prefixes = full_snapshot(sb)

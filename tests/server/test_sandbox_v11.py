@@ -226,17 +226,28 @@ def test_catalog_serial_only_increases(sb: Sandbox) -> None:
 
 
 def test_upgrade_required_when_the_catalogue_needs_a_newer_schema(sb: Sandbox) -> None:
-    old = ok(sb.get("/v1/catalog"))
+    """A schema-1 client gets the current catalogue in the form it parses (what it can
+    apply exactly, same serial) and upgrade_required; a schema-2 client gets it whole."""
     newer = demo_catalog()
     newer["version"] = "2027.1"
-    sb.store.put_catalog(Catalog.load(newer), schema=2)
+    newer["measures"][0]["scenarios"].append("franchise")  # an open scenario code
+    newer["measures"][1]["effect"] = "suspend_license"  # an effect schema 1 cannot apply
+    assert ok(sb.admin("PUT", "/v1/admin/catalog", json=newer))["schema"] == 2
     for headers in ({}, {"X-Credit-Check-Schema": "1"}):
         body = ok(sb.get("/v1/catalog", headers=headers))
         assert body["upgrade_required"] is True
-        assert (body["serial"], body["schema"], body["catalog"]) == (1, 1, old["catalog"])
+        assert (body["serial"], body["schema"]) == (2, 1)
+        wave1 = body["catalog"]
+        assert wave1["version"] == "2027.1"
+        codes = [m["code"] for m in wave1["measures"]]
+        assert newer["measures"][1]["code"] not in codes
+        assert "franchise" not in wave1["measures"][0]["scenarios"]
+        verify(load_public_key(sb.signer.public_key),
+               catalog_message_v2(wave1, serial=2, epoch=1, schema=1),
+               body["signature_v2"], "catalogue v2")
     current = ok(sb.get("/v1/catalog", headers={"X-Credit-Check-Schema": "2"}))
     assert (current["upgrade_required"], current["serial"], current["schema"]) == (False, 2, 2)
-    assert current["catalog"]["version"] == "2027.1"
+    assert current["catalog"]["measures"][1]["effect"] == "suspend_license"
     assert ok(sb.get("/v1/capabilities"))["catalog_schema"] == 2
     for bad in ("0", "two", "-1", "1.5", "9" * 10):
         assert_problem(sb.get("/v1/catalog", headers={"X-Credit-Check-Schema": bad}), 400,
