@@ -102,7 +102,7 @@ def test_not_listed_subject_is_decided_locally_as_the_rulebook_would(
     d = checker.check(CLEAN_ORG, PROCUREMENT)
     assert service.calls.get("lookup", 0) == 0
     assert d.outcome is Outcome.ALLOW and not d.degraded
-    assert d.catalog_version == "2026.1" and d.data_version == str(service.version)
+    assert d.catalog_version == "2026.2" and d.data_version == str(service.version)
     expected = decide(subject=d.subject, transaction=PROCUREMENT,
                       catalog=checker._syncer.catalog.catalog,  # type: ignore[union-attr]
                       now=clock.now, decision_id=d.decision_id, data_version=d.data_version)
@@ -170,7 +170,7 @@ def test_tampered_data_is_refused_visibly_and_the_last_good_copy_keeps_deciding(
             assert after.snapshot_version == before.snapshot_version
             assert checker.check(OTHER_ORG, PROCUREMENT).outcome is Outcome.ALLOW
         else:
-            assert after.catalog_version == before.catalog_version == "2026.1"
+            assert after.catalog_version == before.catalog_version == "2026.2"
     assert checker.check(ORG, PROCUREMENT).outcome is Outcome.DENY
 
 

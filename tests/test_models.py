@@ -46,7 +46,7 @@ def measure(data: dict[str, Any], code: str) -> dict[str, Any]:
 
 def test_demo_catalogue_loads() -> None:
     catalog = Catalog.load(demo_data())
-    assert catalog.version == "2026.1"
+    assert catalog.version == "2026.2"
 
 
 def test_demo_catalogue_has_red_black_and_watch_lists() -> None:

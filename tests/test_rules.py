@@ -520,7 +520,7 @@ def test_decisions_that_do_not_deny_carry_no_remedy(scenario: str) -> None:
 
 def test_decision_carries_catalogue_and_data_version_time_and_id() -> None:
     d = check("procurement", [entry(COURT)], data_version="v-42", degraded=True)
-    assert d.catalog_version == "2026.1"
+    assert d.catalog_version == "2026.2"
     assert d.data_version == "v-42"
     assert d.decided_at == NOW
     assert d.decision_id == "D-1"

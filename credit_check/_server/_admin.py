@@ -13,7 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from credit_check._catalog_layers import merge
-from credit_check._exceptions import CatalogError
+from credit_check._codes import Target, TargetCode
+from credit_check._exceptions import CatalogError, InvalidSubjectId
+from credit_check._ids import validate_id_number
 from credit_check._models import CST, Catalog, EntryStatus, Timestamp
 from credit_check._server._app import Sandbox
 from credit_check._server._http import Problem, decode_json
@@ -22,8 +24,9 @@ from credit_check._server._import import (
     read_csv_entries,
     read_json_entries,
     release,
+    validated_id,
 )
-from credit_check._server._store import SerialConflict, StoreError
+from credit_check._server._store import SerialConflict, StoreError, SubjectRow
 
 ADMIN_BODY_LIMIT = 256 * 1024 * 1024
 
@@ -52,6 +55,73 @@ class _StatusChange(BaseModel):
             raise ValueError(f"reason {self.reason!r} goes with status "
                              f"{REASON_STATUS[self.reason].value!r}, not {self.status.value!r}")
         return self
+
+
+class _Related(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    role: TargetCode
+    name: str | None = Field(default=None, max_length=512)
+
+
+class _SubjectRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    name: str | None = Field(default=None, max_length=512)
+    clean_since: Timestamp | None = None
+    related_persons: list[_Related] | None = Field(default=None, max_length=1000)
+
+
+class _Subjects(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subjects: list[_SubjectRecord] = Field(min_length=1, max_length=100_000)
+
+
+def subject_rows(records: list[_SubjectRecord]
+                 ) -> tuple[list[SubjectRow], dict[str, list[tuple[str, str, str | None]]]]:
+    """Subject rows and related persons of an import, every identifier checked.
+
+    Raises:
+        Problem: 422 naming each bad record and field (a person's id masked).
+    """
+    rows: list[SubjectRow] = []
+    relations: dict[str, list[tuple[str, str, str | None]]] = {}
+    errors: list[dict[str, str]] = []
+    for i, r in enumerate(records):
+        try:
+            code, kind = validated_id(r.id)
+        except InvalidSubjectId as exc:
+            errors.append({"field": f"subjects[{i}].id", "problem": str(exc)})
+            continue
+        persons: list[tuple[str, str, str | None]] = []
+        for j, p in enumerate(r.related_persons or ()):
+            where = f"subjects[{i}].related_persons[{j}]"
+            try:
+                pid = validate_id_number(p.id)
+            except InvalidSubjectId as exc:
+                errors.append({"field": f"{where}.id", "problem": str(exc)})
+                continue
+            if p.role == Target.SUBJECT:
+                errors.append({"field": f"{where}.role", "problem": "'subject' is not a role"})
+            persons.append((p.role, pid, p.name))
+        if kind == "person" and r.related_persons:
+            errors.append({"field": f"subjects[{i}].related_persons",
+                           "problem": "only an organisation has related persons"})
+        reps = [pid for role, pid, _ in persons if role == Target.LEGAL_REPRESENTATIVE]
+        if len(reps) > 1:
+            errors.append({"field": f"subjects[{i}].related_persons",
+                           "problem": "more than one legal_representative"})
+        rows.append((code, kind, r.name, reps[0] if reps else None,
+                     r.clean_since.isoformat() if r.clean_since else None))
+        if kind == "organization" and r.related_persons is not None:
+            relations[code] = [p for p in persons if p[0] != Target.LEGAL_REPRESENTATIVE]
+    if errors:
+        raise Problem(422, f"{len(errors)} problems in the subjects; nothing was imported",
+                      errors=errors[:50])
+    return rows, relations
 
 
 class _NewKey(BaseModel):
@@ -136,6 +206,19 @@ class Admin:
         # Parsing and checking a large import takes seconds: off the event loop, so that
         # lookups keep being answered meanwhile (and in chunks, see _import).
         return JSONResponse(await run_in_threadpool(self._import, raw, ctype))
+
+    async def import_subjects(self, request: Request) -> Response:
+        """Subject records: an organisation's name, clean record and related persons by
+        role (each given list replaces the organisation's), a person's name."""
+        self.s.auth(request, admin=True)
+        body = self.s.model(_Subjects, await self.s.json(request, ADMIN_BODY_LIMIT),
+                            "subjects")
+        rows, relations = subject_rows(body.subjects)
+        result = await run_in_threadpool(
+            lambda: self.store.upsert([], rows, relations=relations))
+        return JSONResponse({"subjects": len(rows),
+                             "related_persons": sum(len(v) for v in relations.values()),
+                             "version": result["version"]})
 
     async def entry_status(self, request: Request) -> Response:
         self.s.auth(request, admin=True)

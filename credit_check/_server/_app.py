@@ -276,6 +276,7 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
         Route("/v1/admin/catalog", a.put_catalog, methods=["PUT"]),
         Route("/v1/admin/entries", a.import_entries, methods=["POST"]),
         Route("/v1/admin/entries/{entry_id}/status", a.entry_status, methods=["POST"]),
+        Route("/v1/admin/subjects", a.import_subjects, methods=["POST"]),
         Route("/v1/admin/keys", a.create_key, methods=["POST"]),
         Route("/v1/admin/keys/{key_id}/revoke", a.revoke_key, methods=["POST"]),
         Route("/v1/admin/epoch", a.raise_epoch, methods=["POST"]),

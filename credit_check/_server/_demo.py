@@ -99,10 +99,34 @@ _SHOWCASE_PLAN: dict[str, tuple[str, list[tuple[str, str, int | None]]]] = {
 }
 
 
+# The showcase of related persons (DESIGN §9.5), one per role the demo catalogue targets:
+# name -> (kind, entries as above, related persons as [(role, showcase person)]). Kept apart
+# from the plan above so that the identifiers and the bulk data stay as they were.
+_PERSONS_PLAN: dict[str, tuple[str, list[tuple[str, str, int | None]], list[tuple[str, str]]]] = {
+    "court_listed_principal": ("person", [("court.judgment_defaulter", "active", None)], []),
+    "principal_listed_org": ("organization", [], [("principal", "court_listed_principal")]),
+    "practitioner": ("person", [], []),
+    "practitioner_org": ("organization", [], [("registered_practitioner", "practitioner")]),
+    "director": ("person", [], []),
+    "director_org": ("organization", [], [("director", "director")]),
+    "listed_shareholder": ("person", [("court.judgment_defaulter", "active", None)], []),
+    "shareholder_org": ("organization", [], [("shareholder", "listed_shareholder")]),
+}
+# Roles the persons hold in organisations listed in the plan above (the "via" paths).
+_PERSONS_IN_LISTED: list[tuple[str, str, str]] = [
+    ("safety_violator_org", "registered_practitioner", "practitioner"),
+    ("tax_violator_org", "director", "director"),
+]
+
+
 def _make_showcase() -> dict[str, str]:
     rng = random.Random("credit-check showcase")
-    return {name: make_id_number(rng) if kind == "person" else make_uscc(rng)
+    made = {name: make_id_number(rng) if kind == "person" else make_uscc(rng)
             for name, (kind, _) in _SHOWCASE_PLAN.items()}
+    rng = random.Random("credit-check showcase persons")
+    made.update({name: make_id_number(rng) if kind == "person" else make_uscc(rng)
+                 for name, (kind, _, _) in _PERSONS_PLAN.items()})
+    return made
 
 
 SHOWCASE: dict[str, str] = _make_showcase()
@@ -123,8 +147,13 @@ def _entry(n: int, list_code: str, subject_id: str, kind: str, name: str, status
     }
 
 
-def build(today: dt.date | None = None) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
-    """Entries and subject rows ``(id, kind, name, rep_id, clean_since)`` of the demo data."""
+Relations = dict[str, list[tuple[str, str, str | None]]]
+
+
+def build(today: dt.date | None = None
+          ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], Relations]:
+    """Entries, subject rows ``(id, kind, name, rep_id, clean_since)`` and related
+    persons (organisation id -> ``[(role, person id, name)]``) of the demo data."""
     today = today or dt.datetime.now(CST).date()
     rng = random.Random(20260301)
     entries: list[dict[str, Any]] = []
@@ -168,4 +197,27 @@ def build(today: dt.date | None = None) -> tuple[list[dict[str, Any]], list[tupl
                      if rng.random() < 0.7 else None)
             status = _STATUSES[i % len(_STATUSES)]
             entries.append(_entry(n, list_code, sid, kind, label, status, start, until, rep))
-    return entries, subjects
+    return entries, subjects, _related(today, entries, subjects, n)
+
+
+def _related(today: dt.date, entries: list[dict[str, Any]], subjects: list[tuple[Any, ...]],
+             n: int) -> Relations:
+    # The showcase of related persons, after everything else (so nothing above moves).
+    rng = random.Random("credit-check demo persons")
+    names: dict[str, str] = {}
+    relations: Relations = {}
+    for name, (kind, plan, _) in _PERSONS_PLAN.items():
+        sid = SHOWCASE[name]
+        label = names[name] = _person_name(rng) if kind == "person" else _org_name(rng)
+        subjects.append((sid, kind, label, None, None))
+        for list_code, status, days in plan:
+            n += 1
+            start = today - dt.timedelta(days=200)
+            until = None if days is None else today + dt.timedelta(days=days)
+            entries.append(_entry(n, list_code, sid, kind, label, status, start, until, None))
+    for name, (_, _, persons) in _PERSONS_PLAN.items():
+        if persons:
+            relations[SHOWCASE[name]] = [(role, SHOWCASE[p], names[p]) for role, p in persons]
+    for org, role, person in _PERSONS_IN_LISTED:
+        relations.setdefault(SHOWCASE[org], []).append((role, SHOWCASE[person], names[person]))
+    return relations

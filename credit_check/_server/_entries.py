@@ -3,10 +3,11 @@ write of an upsert with the reference-count changes it makes, and the lookup ans
 what it withholds (DESIGN §9.1). Plain SQL on a DB-API connection.
 
 A subject's prefix is in the set when it has a counting entry; so is the prefix of the
-legal representative of an organisation with a counting entry on a list that a
-``target: legal_representative`` measure names ("rep list"); and so is the prefix of every
-organisation whose recorded legal representative has a counting entry on a rep list, so
-that a client that checks the organisation alone looks it up and finds the representative.
+legal representative of an organisation with a counting entry on a list through which
+an organisation reaches its representative ("rep list", :attr:`Reach.rep_lists`); so is
+every prefix the related persons' roles put there (``_relations``): of an organisation
+whose person of a targeted role is listed, and of a person who holds a via role in a
+listed organisation.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from credit_check._server import _relations
 from credit_check._server._personal import PersonalData
+from credit_check._server._relations import Reach
 from credit_check._server._schema import (
     INSERT_ENTRY,
     INSERT_SUBJECT,
@@ -35,11 +38,6 @@ Bulk = Callable[[Any, str, list[tuple[Any, ...]]], None]
 # status, sealed, data
 _COLUMNS = ("entry_id, subject_key, subject_kind, subject_prefix, rep_key, rep_prefix, "
             "list_code, status, sealed, data")
-_EDGES = ("SELECT subject_key AS org_key, prefix AS org_prefix, rep_key FROM subjects "
-          "WHERE rep_key {cond} UNION "
-          "SELECT subject_key, subject_prefix, rep_key FROM entries WHERE rep_key {cond}")
-
-
 @dataclass
 class Change:
     """The prefix reference-count changes of one versioned write, and its client hints."""
@@ -61,51 +59,37 @@ def _chunks(values: list[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
         yield values[start : start + size]
 
 
-def direct(row: tuple[Any, ...], rep_lists: set[str]) -> list[int]:
+def direct(row: tuple[Any, ...], reach: Reach) -> list[int]:
     """The prefixes one stored entry row puts in the set (subject, representative)."""
     if row[7] not in COUNTING:
         return []
-    if row[5] is not None and row[6] in rep_lists:
+    if row[5] is not None and row[6] in reach.rep_lists:
         return [row[3], row[5]]
     return [row[3]]
 
 
-def org_contributions(conn: Any, rep_lists: set[str], persons: Iterable[str] | None
-                      ) -> list[int]:
-    """The organisations' prefixes put in the set through their representatives: of the
-    representatives in ``persons`` (None: of all)."""
-    if not rep_lists:
-        return []
-    listed = (f"EXISTS (SELECT 1 FROM entries p WHERE p.subject_key = r.rep_key AND "  # noqa: S608
-              f"p.status IN (?, ?) AND p.list_code IN ({_in(len(rep_lists))}))")
-    tail = [*COUNTING, *sorted(rep_lists)]
-    if persons is None:
-        sql = (f"SELECT r.org_prefix FROM ({_EDGES.format(cond='IS NOT NULL')}) r "  # noqa: S608
-               f"WHERE {listed}")
-        return [row[0] for row in conn.execute(sql, tail)]
-    out: list[int] = []
-    for chunk in _chunks(sorted(persons)):
-        cond = f"IN ({_in(len(chunk))})"
-        sql = f"SELECT r.org_prefix FROM ({_EDGES.format(cond=cond)}) r WHERE {listed}"  # noqa: S608
-        out += [row[0] for row in conn.execute(sql, [*chunk, *chunk, *tail])]
-    return out
-
-
-def all_contributions(conn: Any, rep_lists: set[str]) -> Iterator[int]:
+def all_contributions(conn: Any, reach: Reach) -> Iterator[int]:
     """Every prefix contribution, read from the database (to rebuild the set)."""
     cursor = conn.execute("SELECT subject_prefix, rep_prefix, list_code FROM entries "
                           "WHERE status IN (?, ?)", COUNTING)
+    rep_lists = reach.rep_lists
     while batch := cursor.fetchmany(10_000):
         for subject_prefix, rep_prefix, list_code in batch:
             yield subject_prefix
             if rep_prefix is not None and list_code in rep_lists:
                 yield rep_prefix
-    yield from org_contributions(conn, rep_lists, None)
+    yield from relation_contributions(conn, reach)
 
 
-def _persons_of(row: tuple[Any, ...], rep_lists: set[str]) -> Iterator[str]:
-    # Representatives whose organisations' contributions a change of this row may move.
-    if row[2] == "person" and row[6] in rep_lists:
+def relation_contributions(conn: Any, reach: Reach) -> Iterator[int]:
+    """The contributions of every role (both kinds, see ``_relations``)."""
+    yield from _relations.role_contributions(conn, reach, None)
+    yield from _relations.via_contributions(conn, reach, None)
+
+
+def _persons_of(row: tuple[Any, ...], reach: Reach) -> Iterator[str]:
+    # Persons whose organisations' contributions a change of this row may move.
+    if row[2] == "person" and row[6] in reach.role_lists:
         yield row[1]
     if row[4] is not None:
         yield row[4]
@@ -115,7 +99,7 @@ def _clear(personal: PersonalData, row: tuple[Any, ...]) -> bytes:
     return personal.open(row[9], f"entry:{row[0]}") if row[8] else bytes(row[9])
 
 
-def write(conn: Any, personal: PersonalData, rep_lists: set[str], rows: list[EntryRow],
+def write(conn: Any, personal: PersonalData, reach: Reach, rows: list[EntryRow],
           subjects: Iterable[SubjectRow], change: Change, bulk: Bulk | None = None
           ) -> tuple[int, int]:
     """Upsert entries and subjects inside the caller's transaction, adding their prefix
@@ -128,27 +112,31 @@ def write(conn: Any, personal: PersonalData, rep_lists: set[str], rows: list[Ent
     stored = [stored_entry(personal, r) for r in rows]
     new_subjects = [stored_subject(personal, s) for s in subjects]
     persons: set[str] = set()
+    orgs = {r[1] for r in stored if r[2] == "organization"}
     old_by_id: dict[str, tuple[Any, ...]] = {}
     for chunk in _chunks([r[0] for r in stored]):
         for old in conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE entry_id IN "  # noqa: S608
                                 f"({_in(len(chunk))})", chunk):
             old_by_id[old[0]] = old
-            persons.update(_persons_of(old, rep_lists))
+            persons.update(_persons_of(old, reach))
+            if old[2] == "organization":
+                orgs.add(old[1])
     for chunk in _chunks([s[0] for s in new_subjects]):
         persons.update(r[0] for r in conn.execute(
             f"SELECT rep_key FROM subjects WHERE rep_key IS NOT NULL AND subject_key IN "  # noqa: S608
             f"({_in(len(chunk))})", chunk))
     persons.update(s[4] for s in new_subjects if s[4] is not None)
     for row, new in zip(rows, stored, strict=True):
-        persons.update(_persons_of(new, rep_lists))
+        persons.update(_persons_of(new, reach))
         old = old_by_id.get(new[0])
-        before = direct(old, rep_lists) if old else []
-        after = direct(new, rep_lists)
+        before = direct(old, reach) if old else []
+        after = direct(new, reach)
         change.minus += before
         change.plus += after
         if old is None or old[7] != new[7] or _clear(personal, old) != row[6].encode():
             change.touched.update(before, after)
-    orgs_before = org_contributions(conn, rep_lists, persons)
+    orgs_before = _relations.role_contributions(conn, reach, persons)
+    via_before = _relations.via_contributions(conn, reach, orgs)
     if bulk is not None:
         bulk(conn, "entries", stored)
         if new_subjects:
@@ -159,10 +147,11 @@ def write(conn: Any, personal: PersonalData, rep_lists: set[str], rows: list[Ent
             conn.executemany(INSERT_ENTRY, chunk)
         if new_subjects:
             conn.executemany(INSERT_SUBJECT, new_subjects)
-    orgs_after = org_contributions(conn, rep_lists, persons)
-    change.minus += orgs_before
-    change.plus += orgs_after
-    change.touched.update(orgs_before, orgs_after)
+    orgs_after = _relations.role_contributions(conn, reach, persons)
+    via_after = _relations.via_contributions(conn, reach, orgs)
+    change.minus += orgs_before + via_before
+    change.plus += orgs_after + via_after
+    change.touched.update(orgs_before, orgs_after, via_before, via_after)
     updated = len(old_by_id)
     return len(stored) - updated, updated
 
@@ -177,7 +166,10 @@ def read_entry(conn: Any, personal: PersonalData, entry_id: str) -> bytes | None
 def lookup(conn: Any, personal: PersonalData, subject_id: str, kind: str, *, persons: bool,
            history: bool, version: int) -> dict[str, Any]:
     """The protocol answer for one subject, withholding natural persons from a key that
-    may not see them (§9.1) and entries that do not count from a department key."""
+    may not see them (§9.1) and entries that do not count from a department key.
+
+    An organisation's answer names its related persons by role (§9.5); a person's carries
+    the entries of the organisations in which the person holds a role, and the roles."""
     key = personal.subject_key(subject_id, kind)
     withheld: list[dict[str, str]] = []
     if kind == "person" and not persons:
@@ -185,10 +177,14 @@ def lookup(conn: Any, personal: PersonalData, subject_id: str, kind: str, *, per
         return _answer(subject_id, kind, None, None, [], None, withheld, version)
     status = "" if history else " AND status IN (?, ?)"
     extra = [] if history else list(COUNTING)
-    rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM entries WHERE subject_key = ?{status} UNION ALL "  # noqa: S608
-        f"SELECT {_COLUMNS} FROM entries WHERE rep_key = ? AND subject_key != ?{status}",
-        [key, *extra, key, key, *extra]).fetchall()
+    sql = (f"SELECT {_COLUMNS} FROM entries WHERE subject_key = ?{status} UNION ALL "  # noqa: S608
+           f"SELECT {_COLUMNS} FROM entries WHERE rep_key = ? AND subject_key != ?{status}")
+    params = [key, *extra, key, key, *extra]
+    if kind == "person":
+        sql += (f" UNION ALL SELECT {_COLUMNS} FROM entries WHERE subject_key IN "  # noqa: S608
+                f"(SELECT org_key FROM relations WHERE person_key = ?){status}")
+        params += [key, *extra]
+    rows = list({r[0]: r for r in conn.execute(sql, params).fetchall()}.values())
     entries = [json.loads(_clear(personal, r)) for r in rows]
     info = conn.execute("SELECT name, personal, clean_since FROM subjects WHERE "
                         "subject_key = ?", (key,)).fetchone()
@@ -202,6 +198,22 @@ def lookup(conn: Any, personal: PersonalData, subject_id: str, kind: str, *, per
     if name is None:
         name = next((e["name"] for e in entries if e["subject_id"] == subject_id), None)
     rep = None
+    related: list[dict[str, Any]] = []
+    organizations: list[dict[str, str]] = []
+    if kind == "organization":
+        if persons:
+            related = _relations.persons_of(conn, personal, key)
+        else:
+            withheld += [{"role": role, "reason": WITHHELD_REASON}
+                         for role in _relations.roles_on_record(conn, key)]
+    else:
+        listed = {e["subject_id"] for e in entries if e["subject_kind"] == "organization"}
+        organizations = [{"id": org, "role": role}
+                         for org, role in _relations.roles_held(conn, key) if org in listed]
+        organizations += [{"id": e["subject_id"], "role": _relations.LEGAL_REPRESENTATIVE}
+                          for e in entries if e.get("legal_representative_id") == subject_id
+                          and e["subject_id"] != subject_id]
+        organizations = list({(o["id"], o["role"]): o for o in organizations}.values())
     if rep_id and persons:
         rep_row = conn.execute("SELECT personal FROM subjects WHERE subject_key = ?",
                                (personal.subject_key(rep_id),)).fetchone()
@@ -210,12 +222,19 @@ def lookup(conn: Any, personal: PersonalData, subject_id: str, kind: str, *, per
             rep_key = personal.subject_key(rep_id)
             rep_name = json.loads(personal.open(rep_row[0], f"subject:{rep_key}")).get("name")
         rep = {"id": rep_id, "name": rep_name}
+        related.insert(0, {"id": rep_id, "role": _relations.LEGAL_REPRESENTATIVE,
+                           "name": rep_name})
     elif rep_id:
-        withheld.append({"role": "legal_representative", "reason": WITHHELD_REASON})
+        withheld.insert(0, {"role": "legal_representative", "reason": WITHHELD_REASON})
         for e in entries:
             e["legal_representative_id"] = None
     entries.sort(key=lambda e: e["entry_id"])
-    return _answer(subject_id, kind, name, rep, entries, clean_since, withheld, version)
+    answer = _answer(subject_id, kind, name, rep, entries, clean_since, withheld, version)
+    if related:
+        answer["subject"]["related_persons"] = related
+    if organizations:
+        answer["subject"]["related_organizations"] = organizations
+    return answer
 
 
 def _rep_from_entries(conn: Any, personal: PersonalData, key: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from credit_check._exceptions import ConfigurationError
+from credit_check._server._relations import table as relations_table
 from credit_check._server._schema import set_meta
 from credit_check._server._store import SCHEMA_VERSION
 
@@ -74,7 +75,7 @@ def open_schema(conn: Any, shown: str, checks: dict[str, str]) -> int:
     conn.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
     found = schema_version(conn)
     if found == 0:
-        for statement in TABLES:
+        for statement in [*TABLES, *relations_table("BYTEA")]:
             conn.execute(statement)
         for name, value in (("schema_version", str(SCHEMA_VERSION)), ("version", "1"),
                             ("epoch", "1"), ("catalog_serial", "0"), *checks.items()):
@@ -90,6 +91,8 @@ def open_schema(conn: Any, shown: str, checks: dict[str, str]) -> int:
                               "CREDIT_CHECK_SANDBOX_DATA_KEY)",
             "signing_key_check": "the signing key (--signing-key FILE or "
                                  "CREDIT_CHECK_SIGNING_KEY_FILE)"}
+    for statement in relations_table("BYTEA"):
+        conn.execute(statement)  # added beside schema 2: older versions ignore it
     for name, value in checks.items():
         row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         if row is None:

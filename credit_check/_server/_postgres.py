@@ -18,21 +18,22 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._models import Catalog, EntryStatus, ListEntry
 from credit_check._pg import Conn, Database
-from credit_check._server import _entries
+from credit_check._server import _entries, _relations
 from credit_check._server._catalog_forms import required_schema, stored_form
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable, insert_feedback, sealed_rows
 from credit_check._server._personal import PersonalData
 from credit_check._server._pg_schema import open_schema
 from credit_check._server._prefix_index import PrefixIndex, pack, unpack
+from credit_check._server._relations import Reach
 from credit_check._server._schema import INSERT_ENTRY, INSERT_SUBJECT, set_meta
-from credit_check._server._sqlite import KEPT_DELTAS, _compose, _rep_lists
+from credit_check._server._sqlite import KEPT_DELTAS, _compose
 from credit_check._server._store import (
     COUNTING,
     LIFTING_REASON,
@@ -83,15 +84,16 @@ def bulk_upsert(conn: Conn, table: str, rows: list[tuple[Any, ...]]) -> None:
     conn.execute(f"DROP TABLE import_{table}")
 
 
-def _all_contributions(conn: Conn, rep_lists: set[str]) -> Iterator[int]:
+def _all_contributions(conn: Conn, reach: Reach) -> Iterator[int]:
     # As _entries.all_contributions, streamed: ten million rows are never held at once.
+    rep_lists = reach.rep_lists
     for subject_prefix, rep_prefix, list_code in conn.stream(
             "SELECT subject_prefix, rep_prefix, list_code FROM entries WHERE status IN (?, ?)",
             COUNTING):
         yield subject_prefix
         if rep_prefix is not None and list_code in rep_lists:
             yield rep_prefix
-    yield from _entries.org_contributions(conn, rep_lists, None)
+    yield from _entries.relation_contributions(conn, reach)
 
 
 class _Rows:
@@ -160,7 +162,7 @@ class PostgresStore(FeedbackTable, Store):
         self.index = PrefixIndex(signer)
         self._catalogs: dict[int, StoredCatalog] = {}
         self._current: StoredCatalog | None = None
-        self._rep_lists: set[str] = set()
+        self._reach = Reach()
         self._head = Head(0, 0, 0)
         self._checked = 0.0
         checks = {"data_key_check": personal.check_value,
@@ -222,7 +224,7 @@ class PostgresStore(FeedbackTable, Store):
         with self.index.lock:
             if head.catalog_serial != (self._current.serial if self._current else 0):
                 self._current = self._load_catalog(conn, head.catalog_serial)
-                self._rep_lists = _rep_lists(self._current)
+                self._reach = Reach.of(self._current.catalog if self._current else None)
             have = self.index.version
             if head.version > have:
                 rows = conn.execute("SELECT version, rebuild, plus, minus FROM deltas WHERE "
@@ -232,7 +234,7 @@ class PostgresStore(FeedbackTable, Store):
                     for version, _, plus, minus in rows:
                         self.index.apply(unpack(minus), unpack(plus), version)
                 else:
-                    self.index.reset(_all_contributions(conn, self._rep_lists), head.version)
+                    self.index.reset(_all_contributions(conn, self._reach), head.version)
             self._head = head
         return head
 
@@ -338,7 +340,9 @@ class PostgresStore(FeedbackTable, Store):
     # -- entries -----------------------------------------------------------------------
 
     def upsert(self, rows: list[EntryRow], subjects: Iterable[SubjectRow] = (), *,
-               once: str | None = None) -> dict[str, int]:
+               once: str | None = None,
+               relations: Mapping[str, Sequence[tuple[str, str, str | None]]] | None = None
+               ) -> dict[str, int]:
         subject_rows = list(subjects)
 
         def body(conn: Conn, change: Change) -> tuple[int, int]:
@@ -354,8 +358,12 @@ class PostgresStore(FeedbackTable, Store):
                     if row[4] not in known:
                         raise StoreError(f"entries[{i}] ({row[0]}): list_code {row[4]!r} is "
                                          "not a list of the current catalogue")
-            return _entries.write(conn, self.personal, self._rep_lists, rows, subject_rows,
-                                  change, bulk=bulk_upsert)
+            written = _entries.write(conn, self.personal, self._reach, rows, subject_rows,
+                                     change, bulk=bulk_upsert)
+            if relations:
+                _relations.replace(conn, self.personal, relations)
+                change.rebuild = True  # rare (an admin import): the set is rebuilt
+            return written
 
         created, updated = self._versioned(body)
         return {"created": created, "updated": updated, "version": self._head.version}
@@ -371,7 +379,7 @@ class PostgresStore(FeedbackTable, Store):
             if effective_until is not None:
                 changes["effective_until"] = effective_until
             new = ListEntry.model_validate_json(text).model_copy(update=changes)
-            _entries.write(conn, self.personal, self._rep_lists, [entry_row(new)], (), change)
+            _entries.write(conn, self.personal, self._reach, [entry_row(new)], (), change)
             if status is EntryStatus.REMOVED and reason == LIFTING_REASON:
                 change.lifted.add(entry_id)
             return new

@@ -135,9 +135,9 @@ def open_sandbox(db_path: str | Path, *, demo: bool, admin_key: str | None = Non
         demo_key = derived_key(signer, "demo-key")
         store.create_key(DEMO_DEPARTMENT, True, api_key=demo_key)
         if demo and store.meta("demo_loaded") is None:
-            entries, subjects = _demo.build()
+            entries, subjects, relations = _demo.build()
             store.upsert([entry_row(ListEntry.model_validate(e)) for e in entries], subjects,
-                         once="demo_loaded")
+                         once="demo_loaded", relations=relations)
     except BaseException:
         store.close()
         raise

@@ -15,20 +15,21 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._exceptions import ConfigurationError
-from credit_check._models import Catalog, EntryStatus, ListEntry, Target
-from credit_check._server import _entries, _schema
+from credit_check._models import Catalog, EntryStatus, ListEntry
+from credit_check._server import _entries, _relations, _schema
 from credit_check._server._catalog_forms import required_schema, stored_form
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable
 from credit_check._server._personal import PersonalData
 from credit_check._server._prefix_index import PrefixIndex, pack, unpack
+from credit_check._server._relations import Reach
 from credit_check._server._store import (
     LIFTING_REASON,
     SCHEMA_VERSION,
@@ -78,7 +79,7 @@ class SQLiteStore(FeedbackTable, Store):
         self.index = PrefixIndex(signer)
         self._catalogs: dict[int, StoredCatalog] = {}
         self._current: StoredCatalog | None = None
-        self._rep_lists: set[str] = set()
+        self._reach = Reach()
         self._head = Head(0, 0, 0)
         self._checked = 0.0
         self.schema_version = self._open_schema()
@@ -133,6 +134,8 @@ class SQLiteStore(FeedbackTable, Store):
                 _schema.create(conn, self.personal)
             elif found == 1:
                 _schema.migrate_v1(conn, self.personal)
+            for statement in _relations.table("BLOB"):
+                conn.execute(statement)  # added beside schema 2: older versions ignore it
             check = conn.execute("SELECT value FROM meta WHERE name = 'data_key_check'"
                                  ).fetchone()
             if check is None or not hmac.compare_digest(check[0], self.personal.check_value):
@@ -194,7 +197,7 @@ class SQLiteStore(FeedbackTable, Store):
         with self.index.lock:
             if head.catalog_serial != (self._current.serial if self._current else 0):
                 self._current = self._load_catalog(conn, head.catalog_serial)
-                self._rep_lists = _rep_lists(self._current)
+                self._reach = Reach.of(self._current.catalog if self._current else None)
             have = self.index.version
             if head.version != have:
                 rows = conn.execute("SELECT version, rebuild, plus, minus FROM deltas WHERE "
@@ -204,7 +207,7 @@ class SQLiteStore(FeedbackTable, Store):
                     for version, _, plus, minus in rows:
                         self.index.apply(unpack(minus), unpack(plus), version)
                 else:
-                    self.index.reset(_entries.all_contributions(conn, self._rep_lists),
+                    self.index.reset(_entries.all_contributions(conn, self._reach),
                                      head.version)
             self._head = head
         return head
@@ -300,7 +303,9 @@ class SQLiteStore(FeedbackTable, Store):
     # -- entries -----------------------------------------------------------------------
 
     def upsert(self, rows: list[EntryRow], subjects: Iterable[SubjectRow] = (), *,
-               once: str | None = None) -> dict[str, int]:
+               once: str | None = None,
+               relations: Mapping[str, Sequence[tuple[str, str, str | None]]] | None = None
+               ) -> dict[str, int]:
         with self._versioned() as (conn, change), _cache_size(conn, IMPORT_CACHE_KIB):
             if once is not None:
                 if conn.execute("SELECT 1 FROM meta WHERE name = ?", (once,)).fetchone():
@@ -314,8 +319,11 @@ class SQLiteStore(FeedbackTable, Store):
                     if row[4] not in known:
                         raise StoreError(f"entries[{i}] ({row[0]}): list_code {row[4]!r} is "
                                          "not a list of the current catalogue")
-            created, updated = _entries.write(conn, self.personal, self._rep_lists, rows,
+            created, updated = _entries.write(conn, self.personal, self._reach, rows,
                                               subjects, change)
+            if relations:
+                _relations.replace(conn, self.personal, relations)
+                change.rebuild = True  # rare (an admin import): the set is rebuilt
         return {"created": created, "updated": updated, "version": self._head.version}
 
     def set_status(self, entry_id: str, status: EntryStatus,
@@ -329,7 +337,7 @@ class SQLiteStore(FeedbackTable, Store):
             if effective_until is not None:
                 changes["effective_until"] = effective_until
             new = ListEntry.model_validate_json(text).model_copy(update=changes)
-            _entries.write(conn, self.personal, self._rep_lists, [entry_row(new)], (), change)
+            _entries.write(conn, self.personal, self._reach, [entry_row(new)], (), change)
             if status is EntryStatus.REMOVED and reason == LIFTING_REASON:
                 change.lifted.add(entry_id)
         return new
@@ -402,13 +410,6 @@ class SQLiteStore(FeedbackTable, Store):
         out["listed_prefixes"] = len(self.index)
         out["version"] = head.version
         return out
-
-
-def _rep_lists(stored: StoredCatalog | None) -> set[str]:
-    if stored is None:
-        return set()
-    return {code for m in stored.catalog.measures if m.target is Target.LEGAL_REPRESENTATIVE
-            for code in m.list_codes}
 
 
 def _compose(since: int, state: SnapshotState, rows: list[Any]) -> Delta:

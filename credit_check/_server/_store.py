@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -173,12 +173,17 @@ class Store(ABC):
 
     @abstractmethod
     def upsert(self, rows: list[EntryRow], subjects: Iterable[SubjectRow] = (), *,
-               once: str | None = None) -> dict[str, int]:
+               once: str | None = None,
+               relations: Mapping[str, Sequence[tuple[str, str, str | None]]] | None = None
+               ) -> dict[str, int]:
         """Insert or replace entries by id (and subjects by id), as one version.
 
         Args:
             once: a one-time flag: when it is set already nothing is done, else it is set
                 in the same transaction (the demo data is loaded once, whoever is first).
+            relations: organisation id -> ``[(role, person id, name)]``: replaces the
+                related persons of each organisation given (DESIGN §9.5; the legal
+                representative is the subject record's).
 
         Raises:
             StoreError: an entry names a list the catalogue does not have.

@@ -107,7 +107,7 @@ def test_bid_opening_writes_the_query_record(client: TestClient, app: Any, check
     assert person not in text                                   # masked everywhere
     assert by_name["甲公司"]["subject"] == ids["unknown_org"]
     for r in rows:
-        assert r["catalog_version"] == "2026.1" and r["data_version"]
+        assert r["catalog_version"] == "2026.2" and r["data_version"]
         assert r["queried_at"] and r["decision_id"]
     assert (tmp_path / "tender-files" / "CG-2026-003-credit-query.csv").is_file()
     # The opening query is part of the case's query record too.

@@ -374,10 +374,12 @@ def test_put_catalog_replaces_it(sb: Sandbox) -> None:
     version = sb.get("/v1/snapshot").json()["version"]
     good = demo_catalog()
     good["version"] = "2026.2"
-    good["measures"] = [m for m in good["measures"] if m["target"] != "legal_representative"]
+    # No measure reaches the legal representative (as its target, or through via_roles).
+    good["measures"] = [m for m in good["measures"] if m["target"] != "legal_representative"
+                        and "legal_representative" not in m.get("via_roles", [])]
     resp = sb.admin("PUT", "/v1/admin/catalog", json=good)
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"version": "2026.2", "serial": 2, "schema": 1,
+    assert resp.json() == {"version": "2026.2", "serial": 2, "schema": 2,
                            "snapshot_version": version + 1}
     resp = sb.get("/v1/catalog")
     assert resp.headers["etag"] != etag and resp.json()["catalog"]["version"] == "2026.2"

@@ -123,7 +123,7 @@ def test_mutated_entries_never_500_and_keep_the_prefix_set(sb: Sandbox, field: s
     store = sb.store
     assert isinstance(store, SQLiteStore)
     store.refresh()
-    expected = Counter(all_contributions(store._conn(), store._rep_lists))
+    expected = Counter(all_contributions(store._conn(), store._reach))
     assert store.index.counts() == expected
     listed = store._conn().execute(
         "SELECT COUNT(*) FROM entries WHERE subject_key = ? AND status IN (?, ?)",

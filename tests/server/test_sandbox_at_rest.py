@@ -20,7 +20,7 @@ DATA_KEY_ENV = "CREDIT_CHECK_SANDBOX_DATA_KEY"
 
 
 def persons_of_the_demo() -> tuple[set[str], set[str]]:
-    entries, subjects = build()
+    entries, subjects, _ = build()
     ids = {s[0] for s in subjects if s[1] == "person"}
     ids |= {s[3] for s in subjects if s[3]}
     ids |= {e["subject_id"] for e in entries if e["subject_kind"] == "person"}

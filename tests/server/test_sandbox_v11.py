@@ -188,21 +188,23 @@ def test_every_snapshot_answer_is_signed_afresh_with_issued_at_serial_and_epoch(
 
 
 def test_catalog_carries_serial_epoch_schema_and_both_signatures(sb: Sandbox) -> None:
-    resp = sb.get("/v1/catalog")
+    resp = sb.get("/v1/catalog", headers={"X-Credit-Check-Schema": "2"})
     body = ok(resp)
+    # The demo catalogue has layers, named scenarios and role targets: schema 2.
     assert (body["serial"], body["epoch"], body["schema"], body["upgrade_required"]) == (
-        1, 1, 1, False)
+        1, 1, 2, False)
     key = load_public_key(sb.signer.public_key)
     verify(key, catalog_message(body["catalog"]), body["signature"], "catalogue v1")
-    verify(key, catalog_message_v2(body["catalog"], serial=1, epoch=1, schema=1),
+    verify(key, catalog_message_v2(body["catalog"], serial=1, epoch=1, schema=2),
            body["signature_v2"], "catalogue v2")
     with pytest.raises(InvalidServiceData):
-        verify(key, catalog_message_v2(body["catalog"], serial=2, epoch=1, schema=1),
+        verify(key, catalog_message_v2(body["catalog"], serial=2, epoch=1, schema=2),
                body["signature_v2"], "catalogue v2")
     assert resp.headers["etag"].startswith(f'"{body["catalog"]["version"]}-1-')
     # The same catalogue put again gets a new serial, and so a new ETag.
     ok(sb.admin("PUT", "/v1/admin/catalog", json=demo_catalog()))
-    again = sb.get("/v1/catalog", headers={"If-None-Match": resp.headers["etag"]})
+    again = sb.get("/v1/catalog", headers={"If-None-Match": resp.headers["etag"],
+                                           "X-Credit-Check-Schema": "2"})
     assert again.status_code == 200 and again.json()["serial"] == 2
     assert again.headers["etag"].startswith(f'"{body["catalog"]["version"]}-2-')
     assert snapshot(sb)["catalog_serial"] == 2
@@ -268,7 +270,7 @@ def test_admin_epoch_raises_the_epoch_in_every_signed_answer(sb: Sandbox) -> Non
 def test_capabilities_describe_the_service_and_the_calling_key(sb: Sandbox) -> None:
     key = sb.new_key("税务局")
     body = ok(sb.get("/v1/capabilities", key["api_key"]))
-    assert body == {"protocol": "1.1", "catalog_schema": 1, "epoch": 1,
+    assert body == {"protocol": "1.1", "catalog_schema": 2, "epoch": 1,
                     "record_kinds": ["decision", "outcome", "post_check"], "receipts": False,
                     "key": {"key_id": key["key_id"], "department": "税务局",
                             "allow_persons": False}}
@@ -295,7 +297,8 @@ def test_delta_names_changed_subjects_and_lifted_entries(sb: Sandbox) -> None:
     delta = snapshot(sb, v0)
     verify_v2(sb, delta)
     assert prefixes(delta["added"]) == {id_prefix(newcomer)}
-    assert prefixes(delta["removed"]) == {id_prefix(tax)}
+    # The demo's director of the tax violator was in the set through it (P-009's via role).
+    assert prefixes(delta["removed"]) == {id_prefix(tax), id_prefix(SHOWCASE["director"])}
     assert prefixes(delta["changed"]) == {id_prefix(red), id_prefix(court),
                                           id_prefix(SHOWCASE["court_defaulter_rep"])}
     assert delta["lifted"] == [tax_entry]
