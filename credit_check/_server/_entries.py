@@ -135,6 +135,10 @@ def write(conn: Any, personal: PersonalData, reach: Reach, rows: list[EntryRow],
         change.plus += after
         if old is None or old[7] != new[7] or _clear(personal, old) != row[6].encode():
             change.touched.update(before, after)
+    if reach.chain:
+        # An organisation's listing reaches its persons, and through them the
+        # organisations where they hold a targeted role.
+        persons.update(_relations.persons_in(conn, orgs))
     orgs_before = _relations.role_contributions(conn, reach, persons)
     via_before = _relations.via_contributions(conn, reach, orgs)
     if bulk is not None:

@@ -7,10 +7,11 @@ by keyed hash, and the person's id and name sealed. Plain SQL on a DB-API connec
 
 What the catalogue makes of a role (:class:`Reach`): a measure that targets a role puts
 an organisation's prefix in the set while its person of that role has a counting entry on
-one of the measure's lists (a client checking the organisation alone then looks it up);
-a measure whose ``via_roles`` name a role puts a person's prefix in the set while an
-organisation in which the person holds that role has a counting entry on one of its lists
-(a client checking the person looks them up and finds the organisation's entry).
+one of the measure's lists, or holds one of the measure's via roles in an organisation
+that has one (a client checking the organisation alone then looks it up); a measure
+whose ``via_roles`` name a role puts a person's prefix in the set while an organisation
+in which the person holds that role has a counting entry on one of its lists (a client
+checking the person looks them up and finds the organisation's entry).
 """
 
 from __future__ import annotations
@@ -51,22 +52,30 @@ class Reach:
         roles: role -> lists of the measures targeting the role.
         via: role -> lists through which a listed organisation reaches its persons of
             that role (the measures' ``effective_via``).
+        chain: (targeted role, via role) -> lists of the measures targeting the first
+            through the second: an organisation whose person of the targeted role holds
+            the via role in an organisation listed on one of them.
     """
 
     roles: dict[str, frozenset[str]] = field(default_factory=dict)
     via: dict[str, frozenset[str]] = field(default_factory=dict)
+    chain: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, catalog: Catalog | None) -> Reach:
         roles: dict[str, set[str]] = {}
         via: dict[str, set[str]] = {}
+        chain: dict[tuple[str, str], set[str]] = {}
         for m in catalog.measures if catalog is not None else ():
             if m.target != Target.SUBJECT:
                 roles.setdefault(str(m.target), set()).update(m.list_codes)
             for role in m.effective_via:
                 via.setdefault(str(role), set()).update(m.list_codes)
+                if m.target != Target.SUBJECT:
+                    chain.setdefault((str(m.target), str(role)), set()).update(m.list_codes)
         return cls({r: frozenset(v) for r, v in roles.items() if v},
-                   {r: frozenset(v) for r, v in via.items() if v})
+                   {r: frozenset(v) for r, v in via.items() if v},
+                   {k: frozenset(v) for k, v in chain.items() if v})
 
     @property
     def rep_lists(self) -> frozenset[str]:
@@ -134,15 +143,43 @@ _EDGES = ("SELECT subject_key AS org_key, prefix AS org_prefix, rep_key AS perso
           "SELECT org_key, org_prefix, person_key, role FROM relations WHERE person_key {cond}")
 
 
+def _reached(reach: Reach) -> tuple[str, list[str]]:
+    # When the person of edge r counts for its role: listed on a list of a measure on that
+    # role, or holding one of its via roles in an organisation listed on one.
+    parts: list[str] = []
+    params: list[str] = []
+    if reach.roles:
+        clause, more = _role_clause(reach.roles, "r.role", "p.list_code")
+        parts.append("EXISTS (SELECT 1 FROM entries p WHERE p.subject_key = r.person_key AND "  # noqa: S608
+                     f"p.status IN (?, ?) AND ({clause}))")
+        params += [*COUNTING, *more]
+    held = {k: v for k, v in reach.chain.items() if k[1] != LEGAL_REPRESENTATIVE}
+    if held:
+        ors: list[str] = []
+        more = []
+        for (target, via), codes in sorted(held.items()):
+            ors.append(f"(r.role = ? AND x.role = ? AND e.list_code IN ({_in(len(codes))}))")
+            more += [target, via, *sorted(codes)]
+        parts.append("EXISTS (SELECT 1 FROM relations x JOIN entries e ON e.subject_key = "  # noqa: S608
+                     "x.org_key WHERE x.person_key = r.person_key AND e.status IN (?, ?) AND "
+                     f"({' OR '.join(ors)}))")
+        params += [*COUNTING, *more]
+    reps = {k[0]: v for k, v in reach.chain.items() if k[1] == LEGAL_REPRESENTATIVE}
+    if reps:
+        clause, more = _role_clause(reps, "r.role", "e.list_code")
+        parts.append("EXISTS (SELECT 1 FROM entries e WHERE e.rep_key = r.person_key AND "  # noqa: S608
+                     f"e.subject_key != r.org_key AND e.status IN (?, ?) AND ({clause}))")
+        params += [*COUNTING, *more]
+    return " OR ".join(parts), params
+
+
 def role_contributions(conn: Any, reach: Reach, persons: Iterable[str] | None) -> list[int]:
     """Organisations' prefixes put in the set through their persons of a targeted role:
     of the persons (keys) in ``persons`` (None: of all)."""
     if not reach.roles:
         return []
-    clause, params = _role_clause(reach.roles, "r.role", "p.list_code")
-    listed = (f"EXISTS (SELECT 1 FROM entries p WHERE p.subject_key = r.person_key AND "  # noqa: S608
-              f"p.status IN (?, ?) AND ({clause}))")
-    tail = [*COUNTING, *params]
+    condition, tail = _reached(reach)
+    listed = f"({condition})"
     if persons is None:
         sql = f"SELECT r.org_prefix FROM ({_EDGES.format(cond='IS NOT NULL')}) r WHERE {listed}"  # noqa: S608
         return [row[0] for row in conn.execute(sql, tail)]
@@ -170,6 +207,15 @@ def via_contributions(conn: Any, reach: Reach, orgs: Iterable[str] | None) -> li
     for chunk in _chunks(sorted(orgs)):
         out += [row[0] for row in conn.execute(
             sql + f" AND r.org_key IN ({_in(len(chunk))})", [*COUNTING, *params, *chunk])]
+    return out
+
+
+def persons_in(conn: Any, orgs: Iterable[str]) -> set[str]:
+    """The keys of the persons related to any of the organisations (keys) ``orgs``."""
+    out: set[str] = set()
+    for chunk in _chunks(sorted(orgs)):
+        out.update(row[0] for row in conn.execute(
+            f"SELECT person_key FROM relations WHERE org_key IN ({_in(len(chunk))})", chunk))  # noqa: S608
     return out
 
 

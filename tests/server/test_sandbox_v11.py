@@ -297,8 +297,10 @@ def test_delta_names_changed_subjects_and_lifted_entries(sb: Sandbox) -> None:
     delta = snapshot(sb, v0)
     verify_v2(sb, delta)
     assert prefixes(delta["added"]) == {id_prefix(newcomer)}
-    # The demo's director of the tax violator was in the set through it (P-009's via role).
-    assert prefixes(delta["removed"]) == {id_prefix(tax), id_prefix(SHOWCASE["director"])}
+    # The demo's director of the tax violator was in the set through it (P-009's via role),
+    # and so was the organisation that person directs.
+    assert prefixes(delta["removed"]) == {id_prefix(tax), id_prefix(SHOWCASE["director"]),
+                                          id_prefix(SHOWCASE["director_org"])}
     assert prefixes(delta["changed"]) == {id_prefix(red), id_prefix(court),
                                           id_prefix(SHOWCASE["court_defaulter_rep"])}
     assert delta["lifted"] == [tax_entry]
