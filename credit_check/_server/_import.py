@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from credit_check._exceptions import InvalidSubjectId
 from credit_check._ids import detect_kind, validate_id_number, validate_uscc
-from credit_check._models import ListEntry, to_cst_datetime
+from credit_check._models import ListEntry, ListKind, to_cst_datetime
 from credit_check._server._store import EntryRow, entry_row
 
 # Small enough that validating one chunk holds the GIL for a few milliseconds only.
@@ -144,6 +144,11 @@ class EntryReader:
             if first.setdefault(e.entry_id, i) != i:
                 wrong.add(self.label(i, "entry_id"), "the same entry_id is given at "
                           f"{self.label(first[e.entry_id], 'entry_id')}")
+            if e.list_kind is not ListKind.RED and not e.basis_document.strip():
+                # A punishment shown to an applicant must name the document it rests on.
+                wrong.add(self.label(i, "basis_document"), "required for an entry on a "
+                          f"{e.list_kind.value} list: the document the listing rests on "
+                          "(认定依据文书编号)")
             self._check_id(i, "subject_id", e.subject_id, e.subject_kind.value)
             if e.legal_representative_id is not None:
                 self._check_id(i, "legal_representative_id", e.legal_representative_id, None)

@@ -89,8 +89,8 @@ def entry(entry_id: str, subject_id: str, *, list_code: str = "court.judgment_de
     data: dict[str, Any] = {
         "entry_id": entry_id, "list_code": list_code, "list_kind": list_kind,
         "subject_id": subject_id, "subject_kind": "organization", "name": "测试有限公司（虚构）",
-        "issuing_department": "某市中级人民法院", "effective_from": "2025-01-01",
-        "status": status,
+        "issuing_department": "某市中级人民法院", "basis_document": "（2025）示执1号",
+        "effective_from": "2025-01-01", "status": status,
     }
     data.update(extra)
     return data

@@ -414,7 +414,7 @@ def test_import_json_upserts_by_entry_id(sb: Sandbox) -> None:
 
 
 CSV_HEADER = ("entry_id,list_code,list_kind,subject_id,subject_kind,name,issuing_department,"
-              "effective_from,effective_until,status,legal_representative_id\n")
+              "basis_document,effective_from,effective_until,status,legal_representative_id\n")
 
 
 def test_import_csv(sb: Sandbox) -> None:
@@ -422,9 +422,9 @@ def test_import_csv(sb: Sandbox) -> None:
     a, b = org_id(601), org_id(602)
     rep = SHOWCASE["black_person"]
     text = (CSV_HEADER
-            + f"csv-1,court.judgment_defaulter,black,{a},organization,甲公司,某法院,2025-01-01,,"
-              f"active,{rep}\n"
-            + f"csv-2,tax.a_grade,red,{b},organization,\"乙公司, 分部\",某税务局,2025-02-01,"
+            + f"csv-1,court.judgment_defaulter,black,{a},organization,甲公司,某法院,（2025）示执1号,"
+              f"2025-01-01,,active,{rep}\n"
+            + f"csv-2,tax.a_grade,red,{b},organization,\"乙公司, 分部\",某税务局,,2025-02-01,"
               "2027-01-01,active,\n")
     resp = sb.admin("POST", "/v1/admin/entries", content=text.encode("utf-8-sig"),
                     headers={"Content-Type": "text/csv; charset=utf-8"})
@@ -471,19 +471,19 @@ def test_invalid_json_entries_import_nothing(sb: Sandbox) -> None:
 
 def test_invalid_csv_rows_import_nothing(sb: Sandbox) -> None:
     count = entries_count(sb)
-    good = f"ok-1,court.judgment_defaulter,black,{org_id(801)},organization,甲,某法院,2025-01-01,,active,\n"
+    good = f"ok-1,court.judgment_defaulter,black,{org_id(801)},organization,甲,某法院,（2025）示执1号,2025-01-01,,active,\n"
     cases = [
         (CSV_HEADER + good + f"ok-2,court.judgment_defaulter,black,{org_id(802)},organization,"
-         "乙,某法院,not-a-date,,active,\n", "line 3: effective_from"),
+         "乙,某法院,（2025）示执1号,not-a-date,,active,\n", "line 3: effective_from"),
         (CSV_HEADER + good + "\n" + f"ok-2,court.judgment_defaulter,black,{org_id(802)[:-2]}00,"
-         "organization,乙,某法院,2025-01-01,,active,\n", "line 4: subject_id"),
+         "organization,乙,某法院,（2025）示执1号,2025-01-01,,active,\n", "line 4: subject_id"),
         (CSV_HEADER + good + good, "line 3: entry_id"),
         (CSV_HEADER + good + "short,row\n", "line 3"),
         (CSV_HEADER + good + good.rstrip("\n") + ",extra\n", "line 3"),
         (CSV_HEADER.replace("effective_until", "efective_until") + good, "efective_until"),
         ("entry_id,name\n" + "x,y\n", "subject_id"),
         (CSV_HEADER + good + f"ok-3,court.judgment_defaulter,black,{org_id(803)},organization,"
-         "丙,某法院,2025-01-01,,unknown,\n", "line 3: status"),
+         "丙,某法院,（2025）示执1号,2025-01-01,,unknown,\n", "line 3: status"),
     ]
     for text, needle in cases:
         resp = sb.admin("POST", "/v1/admin/entries", content=text.encode(),

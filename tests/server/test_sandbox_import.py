@@ -23,8 +23,8 @@ from credit_check._server._import import (
 from credit_check._server._store import entry_row
 
 COLUMNS = ["entry_id", "list_code", "list_kind", "subject_id", "subject_kind", "name",
-           "issuing_department", "effective_from", "effective_until", "status",
-           "legal_representative_id"]
+           "issuing_department", "basis_document", "effective_from", "effective_until",
+           "status", "legal_representative_id"]
 
 
 @pytest.fixture(autouse=True)
@@ -162,3 +162,23 @@ def test_release_empties_the_list() -> None:
     items = list(range(10))
     release(items)
     assert items == []
+
+
+def test_black_and_watch_entries_without_basis_document_are_refused_naming_each_line() -> None:
+    given = entries(5)
+    given[1]["basis_document"] = ""
+    given[3] = {**given[3], "list_code": "market.abnormal_operation", "list_kind": "watch",
+                "basis_document": "  "}
+    red = {**given[4], "list_code": "tax.a_grade", "list_kind": "red", "basis_document": ""}
+    with pytest.raises(ImportRefused) as excinfo:
+        read_csv_entries(csv_text([*given[:4], red]).encode())
+    problems = refused(excinfo)
+    # Each entry takes two lines (its name holds a line break): entries 2 and 4 end on 5, 9.
+    assert [p.split(": ")[0] for p in problems] == ["line 5", "line 9"]
+    assert all("basis_document: required for an entry on a" in p for p in problems)
+    assert "black list" in problems[0] and "watch list" in problems[1]
+    with pytest.raises(ImportRefused) as excinfo:
+        read_json_entries({"entries": [dict(e) for e in given[:2]]})
+    assert refused(excinfo)[0].startswith("entries[1].basis_document: required")
+    # A red list's entry needs none.
+    assert len(read_json_entries({"entries": [dict(red)]})) == 1

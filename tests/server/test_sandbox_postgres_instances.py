@@ -181,11 +181,11 @@ def test_a_large_import_on_one_instance_does_not_hold_up_lookups_on_the_other(
     rng = random.Random(15)
     out = io.StringIO()
     out.write("entry_id,list_code,list_kind,subject_id,subject_kind,issuing_department,"
-              "effective_from,status\n")
+              "basis_document,effective_from,status\n")
     count = 40_000
     for i in range(count):
         out.write(f"big-{i},court.judgment_defaulter,black,{make_uscc(rng)},organization,"
-                  "某市中级人民法院,2025-01-01,active\n")
+                  f"某市中级人民法院,（2025）示执{i}号,2025-01-01,active\n")
     body = out.getvalue().encode()
     subject = org_id(8802)
     assert a.send("POST", "/v1/admin/entries", ADMIN_KEY,
