@@ -22,7 +22,7 @@ SUPPLEMENT_PARTS = ("layer", "lists", "scenarios", "measures")
 
 
 def _names(values: set[str]) -> str:
-    return ", ".join(repr(v) for v in sorted(values))
+    return ", ".join(repr(str(v)) for v in sorted(values))
 
 
 def weakening(base: Measure, sup: Measure) -> str | None:
