@@ -198,6 +198,70 @@ def test_subjects_change_the_set_through_their_representative(store: Store) -> N
     assert id_prefix(org) not in _listed(store)
 
 
+def test_related_persons_are_answered_by_role_and_withheld_role_by_role(store: Store) -> None:
+    org, principal, director, rep = org_id(50), person(50), person(51), person(52)
+    store.upsert([], [(org, "organization", "甲公司（虚构）", rep, None)], relations={
+        org: [("principal", principal, "张示例"), ("director", director, None)]})
+    shown = store.lookup(org, "organization", persons=True, history=False)
+    assert {(p["role"], p["id"], p["name"]) for p in shown["subject"]["related_persons"]} == {
+        ("legal_representative", rep, None), ("principal", principal, "张示例"),
+        ("director", director, None)}
+    assert shown["withheld"] == []
+    hidden = store.lookup(org, "organization", persons=False, history=False)
+    assert "related_persons" not in hidden["subject"]
+    assert [w["role"] for w in hidden["withheld"]] == [
+        "legal_representative", "director", "principal"]
+    assert all(x not in str(hidden) for x in (principal, director, rep, "张示例"))
+    # A new list replaces the organisation's related persons; an empty one clears them.
+    store.upsert([], [(org, "organization", "甲公司（虚构）", rep, None)],
+                 relations={org: [("shareholder", director, None)]})
+    again = store.lookup(org, "organization", persons=True, history=False)
+    assert {p["role"] for p in again["subject"]["related_persons"]} == {
+        "legal_representative", "shareholder"}
+    store.upsert([], [(org, "organization", "甲公司（虚构）", None, None)], relations={org: []})
+    assert "related_persons" not in store.lookup(org, "organization", persons=True,
+                                                 history=False)["subject"]
+
+
+def test_roles_put_organisations_and_persons_in_the_set_as_the_catalogue_says(
+    open_store: OpenStore,
+) -> None:
+    store = open_store()
+    store.put_catalog(Catalog.load(demo_catalog()))
+    principal, director = person(60), person(61)
+    org, listed, directed = org_id(60), org_id(61), org_id(62)
+    store.upsert(rows(entry("rl-1", principal, subject_kind="person"),
+                      entry("rl-2", listed, list_code="tax.major_violation")), relations={
+        org: [("principal", principal, None)], listed: [("director", director, None)],
+        directed: [("director", director, None)]})
+    # P-007 targets principals: the organisation of a listed principal is in the set.
+    # P-009 reaches directors through a listed organisation: the director is, and so is
+    # the organisation that person directs.
+    assert {id_prefix(org), id_prefix(director), id_prefix(directed)} <= _listed(store)
+    answer = store.lookup(director, "person", persons=True, history=False)
+    assert [e["entry_id"] for e in answer["entries"]] == ["rl-2"]
+    assert answer["subject"]["related_organizations"] == [{"id": listed, "role": "director"}]
+    assert store.lookup(director, "person", persons=False, history=False)["entries"] == []
+    v0 = store.refresh().version
+    store.set_status("rl-2", EntryStatus.REPAIRED, None)
+    assert store.delta(v0).removed == {id_prefix(listed), id_prefix(director),
+                                       id_prefix(directed)}
+    store.set_status("rl-1", EntryStatus.REPAIRED, None)
+    assert id_prefix(org) not in _listed(store)
+    assert counts(store) == counts(open_store())  # as a rebuild from the database
+
+
+def test_related_persons_are_kept_hashed_and_sealed(store: Store) -> None:
+    org, someone = org_id(70), person(70)
+    store.upsert([], [], relations={org: [("director", someone, "李示例")]})
+    assert isinstance(store, SQLiteStore | PostgresStore)
+    raw = store._conn().execute("SELECT * FROM relations").fetchall()
+    text = repr(raw)
+    assert org in text and someone not in text and "李示例" not in text
+    assert someone.encode() not in b"".join(bytes(c) for r in raw for c in r
+                                            if isinstance(c, bytes | memoryview))
+
+
 def counts(store: Store) -> Counter[int]:
     """A store's in-memory reference counts of the prefix set."""
     assert isinstance(store, SQLiteStore | PostgresStore)
