@@ -10,7 +10,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -23,13 +23,22 @@ from credit_check._engine import Engine, Mode
 from credit_check._exceptions import ConfigurationError, OutboxError, UnknownDecision
 from credit_check._feedback import outcome_record, post_check_record
 from credit_check._lookup import LookupClient
-from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transaction, max_length
+from credit_check._models import (
+    CST,
+    Catalog,
+    Decision,
+    FeedbackRecord,
+    Subject,
+    Transaction,
+    max_length,
+)
 from credit_check._outbox import Outbox
 from credit_check._outbox._backends import POST_CHECK_FILE, Records, open_records
 from credit_check._outbox._pg_outbox import PgOutbox
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
 from credit_check._postcheck_pg import PgPostCheckQueue
 from credit_check._settings import FallbackPolicy, Settings
+from credit_check._shadow import ShadowRun, load_shadow
 from credit_check._status import data_status
 from credit_check._sync import Syncer
 from credit_check._transport import Transport
@@ -83,6 +92,14 @@ class Checker:
       (so the platform sees each degraded case closed out), and ``on_post_check`` is called
       when the outcome changed or the re-check found a hit.
 
+    * ``region`` (``CREDIT_CHECK_REGION``, a six-digit GB/T 2260 code) is the default
+      ``Transaction.region``: it selects the catalogue's provincial and city supplements.
+    * A catalogue dry-run: with ``shadow_catalog`` (a :class:`Catalog`, its JSON as a dict
+      or a JSON file; ``CREDIT_CHECK_SHADOW_CATALOG``), or while the service stages a
+      catalogue (unless the setting is ``off``), every check is also decided on it and the
+      differences are counted in :meth:`status` (``shadow_*``). Nothing else changes: the
+      live decision stands and is the one recorded.
+
     Args:
         on_post_check: called with ``(original, new)`` when a post-check changes the
             outcome or finds a hit (in the one process of the data directory that holds
@@ -130,6 +147,7 @@ class Checker:
         sender: bool | None = None,
         outbox_url: str | None = None,
         region: str | None = None,
+        shadow_catalog: Catalog | Mapping[str, Any] | str | os.PathLike[str] | None = None,
         settings: Settings | None = None,
     ) -> None:
         options: dict[str, Any] = {
@@ -145,6 +163,8 @@ class Checker:
             else pilot_codes,
             "ready_timeout": ready_timeout, "max_data_age": max_data_age,
             "breaker_cooldown": breaker_cooldown, "region": region,
+            "shadow_catalog": os.fspath(shadow_catalog)
+            if isinstance(shadow_catalog, (str, os.PathLike)) else None,
         }
         if settings is None:
             settings = Settings.explicit(**options)
@@ -157,6 +177,11 @@ class Checker:
         self._clock = clock or _now
         self._pilot = settings.pilot_codes
         self._region = settings.region
+        # A catalogue given as an object, else the setting's file ("off": no dry-run).
+        source: Catalog | Mapping[str, Any] | str | None = (
+            shadow_catalog if isinstance(shadow_catalog, (Catalog, Mapping))
+            else None if settings.shadow_catalog in (None, "off") else settings.shadow_catalog)
+        given = load_shadow(source) if source is not None else None
         self._closed = False
         self._started = start
         self._pid = os.getpid()
@@ -182,7 +207,9 @@ class Checker:
                                   max_data_age=settings.max_data_age,
                                   on_success=self._after_sync,
                                   timer=(lambda: self._clock().timestamp()) if clock
-                                  else time.time)
+                                  else time.time,
+                                  follow_staged=given is None
+                                  and settings.shadow_catalog != "off")
             self._syncer.load()
             timer = (lambda: self._clock().timestamp()) if clock else time.monotonic
             self._cache = LookupCache(
@@ -198,6 +225,7 @@ class Checker:
                 fallback=policy, on_degraded=self._queue_post_check, clock=self._clock,
                 max_stale=settings.max_stale, region=settings.region,
             )
+            self._shadow = ShadowRun(self._shadow_decide, self._syncer, given)
             self._outbox = self._records.outbox
             if self._outbox is not None and settings.sender:
                 self._outbox.attach_sender(self._transport)
@@ -272,6 +300,8 @@ class Checker:
         assert decision is not None  # NORMAL mode always decides
         if self._outbox is not None:
             self._outbox.write_decision(decision, self._department)
+        if self._shadow.active:
+            self._shadow.compare(parsed, transaction, decision)
         return decision
 
     def check_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
@@ -287,6 +317,8 @@ class Checker:
         decision = self._decide_local(subject, transaction)
         if decision is not None and self._outbox is not None:
             self._outbox.write_decision(decision, self._department)
+        if decision is not None and self._shadow.active:
+            self._shadow.compare(decision.subject, decision.transaction, decision, local=True)
         return decision
 
     def _decide_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
@@ -321,12 +353,20 @@ class Checker:
                     self._outbox.write_decision(d, self._department)
                 except OutboxError as exc:
                     raise OutboxError(str(exc), decision=group) from exc
+        if self._shadow.active:
+            for s, d in zip(parsed, group, strict=True):
+                self._shadow.compare(s, transaction, d)
         return group
 
     def _in_region(self, transaction: Transaction) -> Transaction:
         # The deployment's region (CREDIT_CHECK_REGION), recorded in the decision it selects
         # the supplements of.
         return transaction.model_copy(update={"region": self._region})
+
+    def _shadow_decide(self, subject: Subject, transaction: Transaction, catalog: Catalog,
+                       local: bool) -> Decision | None:
+        return self._engine.decide_one(subject, transaction,
+                                       Mode.LOCAL if local else Mode.SHADOW, catalog=catalog)
 
     def _queue_post_check(self, decision: Decision) -> None:
         assert self._queue is not None
@@ -452,6 +492,7 @@ class Checker:
             sender_pid=outbox.sender_pid if outbox is not None else None,
             post_check_set_aside=self._queue.set_aside_count(),
             **data_status(syncer, engine, self._transport),
+            **self._shadow.report(),
         )
 
     # -- threads, fork, close ----------------------------------------------------------

@@ -5,8 +5,8 @@ and the Checker's status.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import overload
+from dataclasses import dataclass, field
+from typing import Any, overload
 
 from credit_check._models import Decision, Outcome
 
@@ -51,6 +51,16 @@ class CheckerStatus:
             matches is decided at least review, degraded (rule 11).
         unknown_scenarios: scenario codes checked that neither this version nor the
             catalogue knows (decided as the fallback, at least review, degraded).
+        shadow_catalog_version: the catalogue every check is also decided on (a dry-run:
+            ``Checker(shadow_catalog=...)`` or the service's staged catalogue), if any.
+        shadow_checks: checks decided on it since it became the shadow catalogue.
+        shadow_diff: of those, the ones it decides otherwise (outcome, measures or
+            degradation).
+        shadow_skipped: checks it could not decide without a lookup (``check_local``) or
+            because the service did not answer.
+        shadow_errors: shadow decisions that failed (logged; the live decision stands).
+        shadow_changes: the differences by ``"live->shadow"`` outcome.
+        shadow_diff_sample: the latest differences (at most 50), subjects masked.
     """
 
     ready: bool
@@ -77,6 +87,13 @@ class CheckerStatus:
     region: str | None = None
     unsupported_measures: tuple[str, ...] = ()
     unknown_scenarios: tuple[str, ...] = ()
+    shadow_catalog_version: str | None = None
+    shadow_checks: int = 0
+    shadow_diff: int = 0
+    shadow_skipped: int = 0
+    shadow_errors: int = 0
+    shadow_changes: dict[str, int] = field(default_factory=dict)
+    shadow_diff_sample: tuple[dict[str, Any], ...] = ()
 
 
 class DecisionGroup(Sequence[Decision]):

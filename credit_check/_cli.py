@@ -23,6 +23,7 @@ _COMMANDS = {
     "check-file": "credit_check._cli_check:check_file",
     "demo": "credit_check._demo:run",
     "outbox": "credit_check._outbox._cli:outbox",
+    "catalog": "credit_check._cli_catalog:catalog",
 }
 
 
@@ -93,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="REPORT.csv", help="write the report here")
     p.add_argument("--case-id", help="the case (办件) id, e.g. the tender number")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    p = sub.add_parser("catalog", help="a measure catalogue: validate a file, merge "
+                                       "supplements, diff a new one against the current")
+    p.add_argument("action", choices=["validate", "merge", "diff"],
+                   help="validate FILE; merge BASE SUPPLEMENT... [--out FILE]; diff NEW.json "
+                        "SUBJECTS.csv --scenario S (decides each subject on the current and "
+                        "the new catalogue, records nothing)")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--scenario", type=_scenario, metavar="SCENARIO", help="diff: the scenario")
+    p.add_argument("--region", type=_region, help="diff: the cases' six-digit region code")
+    p.add_argument("--column", default="id", help="diff: the identifier column (default: id)")
+    p.add_argument("--out", metavar="FILE", help="merge: write the merged catalogue here")
+    p.add_argument("--json", action="store_true", help="print as JSON")
 
     p = sub.add_parser("demo", help="run the end-to-end demo on an embedded sandbox")
     p.add_argument("--json", action="store_true", help="print the results as JSON")

@@ -31,6 +31,9 @@ CATALOG_CONTEXT = b"credit-check/catalog/v1\n"
 SNAPSHOT_CONTEXT_V2 = b"credit-check/snapshot/v2\n"
 CATALOG_CONTEXT_V2 = b"credit-check/catalog/v2\n"
 FEEDBACK_CONTEXT = b"credit-check/feedback/v1"
+# A staged catalogue (a dry-run) is signed in a context of its own, so that its answer can
+# never be taken for the current catalogue's.
+STAGED_CONTEXT = b"credit-check/catalog-staged/v1\n"
 
 
 # json.dumps() with options builds an encoder per call; one shared encoder is stateless.
@@ -100,6 +103,14 @@ def catalog_message_v2(catalog: dict[str, Any], *, serial: int, epoch: int,
     catalogue with its ``serial`` (only ever increasing), ``epoch`` and required
     ``schema``."""
     return CATALOG_CONTEXT_V2 + canonical_json(
+        {"catalog": catalog, "serial": serial, "epoch": epoch, "schema": schema})
+
+
+def staged_catalog_message(catalog: dict[str, Any], *, serial: int, epoch: int,
+                           schema: int) -> bytes:
+    """What the service signs for its staged catalogue (``GET /v1/catalog?stage=1``):
+    the catalogue with its staging serial, the epoch and its schema."""
+    return STAGED_CONTEXT + canonical_json(
         {"catalog": catalog, "serial": serial, "epoch": epoch, "schema": schema})
 
 

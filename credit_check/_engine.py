@@ -293,7 +293,8 @@ class Engine:
         plan = self._plan_for(using)
         scenario = transaction.scenario
         if scenario not in plan.scenarios:
-            return [self._unknown_scenario(s, transaction, using, now, mode) for s in subjects]
+            quiet = catalog is not None or mode is Mode.SHADOW
+            return [self._unknown_scenario(s, transaction, using, now, quiet) for s in subjects]
         roles = plan.roles.get(scenario, frozenset())
         want = scenario in plan.roles
         clean = scenario in plan.clean
@@ -325,6 +326,7 @@ class Engine:
                 more, more_cause = self._resolve(list(found), set(), mode, now)
                 answers.update(more)
                 failure = failure or more_cause
+        quiet = catalog is not None or mode is Mode.SHADOW  # a dry-run records nothing
         decisions: list[Decision | None] = []
         for s in subjects:
             persons = named.get(s.id, [])
@@ -341,12 +343,12 @@ class Engine:
                 continue
             decisions.append(self._decide(
                 s, persons, a, [pa for pa in person_answers if pa is not None], transaction,
-                using, now, quiet=mode is Mode.SHADOW))
+                using, now, quiet=quiet))
         return decisions
 
     def _unknown_scenario(self, s: Subject, transaction: Transaction, catalog: Catalog,
-                          now: dt.datetime, mode: Mode) -> Decision | None:
-        if mode is Mode.SHADOW:
+                          now: dt.datetime, quiet: bool) -> Decision:
+        if quiet:
             return unknown_scenario_decision(
                 subject=s, transaction=transaction, catalog=catalog, now=now,
                 decision_id=new_decision_id(), data_version=None,

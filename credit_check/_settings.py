@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # The six-digit GB/T 2260 code of where this deployment handles cases: the default
     # Transaction.region, which selects the catalogue's provincial and city supplements.
     region: Annotated[str, AfterValidator(check_region)] | None = None
+    # A catalogue to run in shadow (a JSON file), or "off"; unset: the service's staged
+    # catalogue, when it stages one, is run in shadow.
+    shadow_catalog: str | None = None
 
     @classmethod
     def settings_customise_sources(

@@ -39,6 +39,7 @@ from credit_check._snapshot import (
     SnapshotRollback,
     SnapshotState,
 )
+from credit_check._staged import StagedCatalog, sync_staged
 from credit_check._transport import CATALOG_SCHEMA, Transport
 
 logger = logging.getLogger("credit_check.sync")
@@ -87,6 +88,7 @@ class Syncer:
         max_data_age: float = 3600.0,
         on_success: Callable[[], None] = lambda: None,
         timer: Callable[[], float] = time.time,
+        follow_staged: bool = False,
     ) -> None:
         self._transport = transport
         self._data_dir = data_dir
@@ -116,6 +118,9 @@ class Syncer:
         self._lock = threading.Lock()
         self._poller = Poller(self.sync_once, interval=interval, on_success=on_success)
         self._said: set[str] = set()
+        # The service's staged catalogue, for a dry-run in shadow (issue 14); not persisted.
+        self.follow_staged = follow_staged
+        self.staged: StagedCatalog | None = None
 
     # -- persisted state ---------------------------------------------------------------
 
@@ -250,6 +255,13 @@ class Syncer:
                     self._sync_catalog(key, force=True)
                 except CreditCheckError as exc:
                     errors.append(f"catalogue: {exc}")
+        if not errors and self.follow_staged:
+            try:
+                self.staged = sync_staged(self._transport, key, self.capabilities, self.staged)
+            except CreditCheckError as exc:
+                # A dry-run only: the data the decisions use is fine.
+                self._say_once("staged", logging.WARNING, "cannot run the staged catalogue "
+                               "in shadow: %s", exc)
         if errors:
             self.failed_syncs += 1
             self.last_error = "; ".join(errors)

@@ -131,6 +131,13 @@ class _NewKey(BaseModel):
     allow_persons: bool = False
 
 
+def _staging(request: Request) -> bool:
+    value = request.query_params.get("stage")
+    if value not in (None, "0", "1", "true", "false"):
+        raise Problem(400, f"stage must be 1 or 0, got {value[:20]!r}")
+    return value in ("1", "true")
+
+
 def merged(data: Any) -> Any:
     """A catalogue body as one catalogue: a base with ``supplements`` (each ``{layer,
     lists, scenarios, measures}``) is merged; anything else is taken as it is.
@@ -157,25 +164,45 @@ class Admin:
     async def put_catalog(self, request: Request) -> Response:
         self.s.auth(request, admin=True)
         data = await self.s.json(request)
+        staging = _staging(request)
         serial = None
         if isinstance(data, dict) and "serial" in data:
             data = dict(data)
             serial = data.pop("serial")
-            if type(serial) is not int or not 1 <= serial < 2**62:
+            if staging or type(serial) is not int or not 1 <= serial < 2**62:
                 raise Problem(422, "serial must be a positive integer above the current "
-                              f"catalogue's serial, got {str(serial)[:40]!r}",
+                              f"catalogue's serial, got {str(serial)[:40]!r}"
+                              + (" (a staged catalogue gets its own)" if staging else ""),
                               title="Catalogue refused")
         try:
             catalog = Catalog.load(merged(data))
         except CatalogError as exc:
             raise Problem(422, str(exc), title="Catalogue refused") from None
+        if staging:
+            made = await run_in_threadpool(self.store.stage_catalog, catalog)
+            assert made is not None
+            return JSONResponse({"version": catalog.version, "staged": True,
+                                 "serial": made.serial, "schema": made.schema})
         try:
             stored, version = await run_in_threadpool(
                 lambda: self.store.put_catalog(catalog, serial=serial))
         except SerialConflict as exc:
             raise Problem(409, str(exc), title="Catalogue serial goes backwards") from None
+        staged = self.store.staged_catalog()
+        if staged is not None and staged.catalog == stored.catalog:
+            # The staged catalogue went live: its dry-run is over.
+            await run_in_threadpool(self.store.stage_catalog, None)
         return JSONResponse({"version": catalog.version, "serial": stored.serial,
                              "schema": stored.schema, "snapshot_version": version})
+
+    async def unstage_catalog(self, request: Request) -> Response:
+        self.s.auth(request, admin=True)
+        if not _staging(request):
+            raise Problem(405, "the current catalogue is replaced, never deleted; "
+                          "DELETE /v1/admin/catalog?stage=1 withdraws the staged one")
+        had = await run_in_threadpool(self.store.staged_catalog)
+        await run_in_threadpool(self.store.stage_catalog, None)
+        return JSONResponse({"staged": False, "withdrawn": had.serial if had else None})
 
     def _import(self, raw: bytes, ctype: str) -> dict[str, int]:
         """Parse, check and store a whole import; any problem refuses all of it."""

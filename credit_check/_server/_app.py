@@ -25,7 +25,12 @@ from credit_check._server._catalog_forms import NEWEST_SCHEMA, wave1_form
 from credit_check._server._http import PROBLEM, Problem, decode_json, problem_response
 from credit_check._server._import import validated_id
 from credit_check._server._intake import take_feedback
-from credit_check._server._signed import catalog_answer, catalog_etag, snapshot_answer
+from credit_check._server._signed import (
+    catalog_answer,
+    catalog_etag,
+    snapshot_answer,
+    staged_answer,
+)
 from credit_check._server._store import (
     ApiKey,
     SnapshotGone,
@@ -66,6 +71,13 @@ def _client_schema(request: Request) -> int:
         raise Problem(400, "X-Credit-Check-Schema must be a positive integer, the catalogue "
                       f"schema the client understands; got {text[:20]!r}")
     return int(text)
+
+
+def _staged_summary(staged: StoredCatalog | None) -> dict[str, Any] | None:
+    if staged is None:
+        return None
+    return {"serial": staged.serial, "version": staged.catalog.version,
+            "schema": staged.schema}
 
 
 class Sandbox:
@@ -165,12 +177,15 @@ class Sandbox:
             "epoch": head.epoch,
             "record_kinds": [k.value for k in FeedbackKind],
             "receipts": False,
+            "staged_catalog": _staged_summary(self.store.staged_catalog()),
             "key": None if key.admin else {"key_id": key.key_id, "department": key.department,
                                            "allow_persons": key.allow_persons}})
 
     async def catalog(self, request: Request) -> Response:
         self.auth(request)
         schema = _client_schema(request)
+        if request.query_params.get("stage") in ("1", "true"):
+            return await self.staged(schema)
         head = await run_in_threadpool(self.store.refresh)
         current = self.store.catalog()
         if current is None:
@@ -188,6 +203,18 @@ class Sandbox:
             return Response(status_code=304, headers={"ETag": etag})
         body = catalog_answer(self.signer, served, head.epoch, current.schema > schema)
         return JSONResponse(body, headers={"ETag": etag})
+
+    async def staged(self, schema: int) -> Response:
+        """The staged catalogue, signed in its own context (never a current catalogue)."""
+        head = await run_in_threadpool(self.store.refresh)
+        staged = await run_in_threadpool(self.store.staged_catalog)
+        if staged is None:
+            raise Problem(404, "no catalogue is staged (PUT /v1/admin/catalog?stage=1 stages "
+                          "one)", title="Nothing staged")
+        if staged.schema > schema:
+            raise Problem(406, f"the staged catalogue needs schema {staged.schema}: upgrade "
+                          "credit-check to run it in shadow", title="Upgrade required")
+        return JSONResponse(staged_answer(self.signer, staged, head.epoch))
 
     def _rendition(self, current: StoredCatalog, schema: int) -> StoredCatalog | None:
         """The current catalogue in the form a client of an older ``schema`` parses (the
@@ -274,6 +301,7 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
         Route("/v1/keys", s.keys, methods=["GET"]),
         Route("/v1/capabilities", s.capabilities, methods=["GET"]),
         Route("/v1/admin/catalog", a.put_catalog, methods=["PUT"]),
+        Route("/v1/admin/catalog", a.unstage_catalog, methods=["DELETE"]),
         Route("/v1/admin/entries", a.import_entries, methods=["POST"]),
         Route("/v1/admin/entries/{entry_id}/status", a.entry_status, methods=["POST"]),
         Route("/v1/admin/subjects", a.import_subjects, methods=["POST"]),

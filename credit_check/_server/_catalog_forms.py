@@ -5,10 +5,12 @@ so it gets the catalogue without them and is told ``upgrade_required``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from credit_check._codes import Effect, Scenario, Target
 from credit_check._models import Catalog, Measure
+from credit_check._server._store import StoredCatalog
 
 # Schema 1: the shapes of DESIGN §6 only. Schema 2: open codes, extra fields, named
 # scenarios, layers, related persons' roles, the measure fields of issue 14.
@@ -66,3 +68,47 @@ def stored_form(catalog: Catalog, schema: int) -> dict[str, Any]:
     """What is stored and signed for a catalogue of ``schema``: a schema-1 catalogue in the
     exact shape schema-1 clients parse; a newer one whole (unknown fields kept)."""
     return wave1_form(catalog) if schema == 1 else catalog.model_dump(mode="json")
+
+
+# -- the staged catalogue (a dry-run beside the current one) ---------------------------------
+
+_STAGED = "staged_catalog"
+_cache: dict[str, StoredCatalog] = {}
+
+
+def stage(conn: Any, catalog: Catalog | None) -> StoredCatalog | None:
+    """Stage ``catalog`` (None: withdraw the staged one) inside the caller's transaction;
+    each staging gets the next staging serial. Plain SQL on the ``meta`` table."""
+    if catalog is None:
+        conn.execute("DELETE FROM meta WHERE name = ?", (_STAGED,))
+        return None
+    row = conn.execute(
+        "INSERT INTO meta (name, value) VALUES ('staged_serial', '1') ON CONFLICT (name) DO "
+        "UPDATE SET value = CAST(CAST(meta.value AS BIGINT) + 1 AS TEXT) RETURNING value"
+    ).fetchone()
+    serial = int(row[0])
+    schema = required_schema(catalog)
+    raw = stored_form(catalog, schema)
+    text = json.dumps({"serial": serial, "schema": schema, "catalog": raw}, ensure_ascii=False)
+    conn.execute("INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                 "SET value = excluded.value", (_STAGED, text))
+    return StoredCatalog(Catalog.load(raw), raw, serial, schema)
+
+
+def staged(text: str | None) -> StoredCatalog | None:
+    """The staged catalogue from its ``meta`` text (parsed once per text)."""
+    if text is None:
+        return None
+    held = _cache.get(text)
+    if held is None:
+        data = json.loads(text)
+        held = StoredCatalog(Catalog.load(data["catalog"]), data["catalog"], int(data["serial"]),
+                             int(data["schema"]))
+        _cache.clear()  # one staged catalogue at a time
+        _cache[text] = held
+    return held
+
+
+def staged_name() -> str:
+    """The ``meta`` row the staged catalogue is kept in."""
+    return _STAGED

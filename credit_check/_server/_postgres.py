@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._models import Catalog, EntryStatus, ListEntry
 from credit_check._pg import Conn, Database
-from credit_check._server import _entries, _relations
+from credit_check._server import _catalog_forms, _entries, _relations
 from credit_check._server._catalog_forms import required_schema, stored_form
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable, insert_feedback, sealed_rows
@@ -336,6 +336,12 @@ class PostgresStore(FeedbackTable, Store):
         stored = self._current
         assert stored is not None
         return stored, self._head.version
+
+    def stage_catalog(self, catalog: Catalog | None) -> StoredCatalog | None:
+        return self._run(lambda conn: _catalog_forms.stage(conn, catalog))
+
+    def staged_catalog(self) -> StoredCatalog | None:
+        return _catalog_forms.staged(self.meta(_catalog_forms.staged_name()))
 
     # -- entries -----------------------------------------------------------------------
 

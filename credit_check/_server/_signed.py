@@ -16,6 +16,7 @@ from credit_check._crypto import (
     catalog_message_v2,
     pack_prefixes,
     snapshot_message_v2,
+    staged_catalog_message,
 )
 from credit_check._models import CST
 from credit_check._server._store import Delta, Head, SnapshotState, StoredCatalog
@@ -65,3 +66,11 @@ def catalog_answer(signer: Signer, stored: StoredCatalog, epoch: int,
             "signature_v2": signer.sign(catalog_message_v2(
                 stored.raw, serial=stored.serial, epoch=epoch, schema=stored.schema)),
             "upgrade_required": upgrade_required}
+
+
+def staged_answer(signer: Signer, stored: StoredCatalog, epoch: int) -> dict[str, Any]:
+    """The staged catalogue for dry-runs: signed only as staged (``signature_staged``)."""
+    return {"catalog": stored.raw, "staged": True, "serial": stored.serial, "epoch": epoch,
+            "schema": stored.schema,
+            "signature_staged": signer.sign(staged_catalog_message(
+                stored.raw, serial=stored.serial, epoch=epoch, schema=stored.schema))}

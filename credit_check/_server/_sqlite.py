@@ -23,7 +23,7 @@ from typing import Any
 from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._exceptions import ConfigurationError
 from credit_check._models import Catalog, EntryStatus, ListEntry
-from credit_check._server import _entries, _relations, _schema
+from credit_check._server import _catalog_forms, _entries, _relations, _schema
 from credit_check._server._catalog_forms import required_schema, stored_form
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable
@@ -299,6 +299,13 @@ class SQLiteStore(FeedbackTable, Store):
         stored = self._current
         assert stored is not None
         return stored, self._head.version
+
+    def stage_catalog(self, catalog: Catalog | None) -> StoredCatalog | None:
+        with self._tx() as conn:
+            return _catalog_forms.stage(conn, catalog)
+
+    def staged_catalog(self) -> StoredCatalog | None:
+        return _catalog_forms.staged(self.meta(_catalog_forms.staged_name()))
 
     # -- entries -----------------------------------------------------------------------
 

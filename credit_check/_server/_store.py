@@ -169,6 +169,15 @@ class Store(ABC):
             SerialConflict: ``serial`` is not above the current one.
         """
 
+    @abstractmethod
+    def stage_catalog(self, catalog: Catalog | None) -> StoredCatalog | None:
+        """Stage ``catalog`` for dry-runs beside the current one (None: withdraw it);
+        returns it with its staging serial (which only increases)."""
+
+    @abstractmethod
+    def staged_catalog(self) -> StoredCatalog | None:
+        """The staged catalogue, if any."""
+
     # -- entries and subjects ----------------------------------------------------------
 
     @abstractmethod

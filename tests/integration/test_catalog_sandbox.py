@@ -260,3 +260,112 @@ def test_subjects_and_related_persons_are_imported_and_answered(
                              {"id": bad, "role": "director"}]}]})
     assert resp.status_code == 422
     assert "subjects[0].related_persons[0].id" in resp.text and person not in resp.text
+
+
+# -- dry-run: a shadow catalogue ------------------------------------------------------------
+
+
+def milder_p001() -> dict[str, Any]:
+    data = demo_catalog()
+    data["version"] = "2026.3-draft"
+    next(m for m in data["measures"] if m["code"] == "P-001")["effect"] = "review"
+    return data
+
+
+def test_every_check_is_decided_on_the_shadow_catalogue_too(make_checker: MakeChecker) -> None:
+    checker = make_checker(shadow_catalog=milder_p001())
+    listed = checker.check(SHOWCASE["court_defaulter_org"], tx("procurement"))
+    assert listed.outcome is Outcome.DENY  # the live decision stands
+    clean = checker.check(SHOWCASE["unknown_org"], tx("procurement"))
+    person = checker.check(SHOWCASE["black_person"], tx("procurement"))
+    local = checker.check_local(SHOWCASE["court_defaulter_org"], tx("procurement"))
+    assert (clean.outcome, person.outcome) == (Outcome.ALLOW, Outcome.DENY)
+    assert local is not None and local.outcome is Outcome.DENY  # answered from the cache
+    status = checker.status()
+    assert (status.shadow_catalog_version, status.shadow_checks, status.shadow_diff) == (
+        "2026.3-draft", 4, 3)
+    assert status.shadow_changes == {"deny->review": 3}
+    first = status.shadow_diff_sample[0]
+    assert (first["subject"], first["live"], first["shadow"]) == (
+        SHOWCASE["court_defaulter_org"], "deny", "review")
+    assert first["live_catalog"] == "2026.2" and first["decision_id"] == listed.decision_id
+    masked = status.shadow_diff_sample[1]["subject"]
+    assert masked == mask_id(SHOWCASE["black_person"])
+    assert SHOWCASE["black_person"] not in str(status.shadow_diff_sample)
+
+
+def test_a_failing_shadow_decision_is_counted_and_never_breaks_the_check(
+    make_checker: MakeChecker, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from credit_check import Catalog
+
+    broken = Catalog.model_construct(version="broken", lists=[], measures=None)
+    checker = make_checker(shadow_catalog=broken)
+    for _ in range(3):
+        d = checker.check(SHOWCASE["court_defaulter_org"], tx("procurement"))
+        assert d.outcome is Outcome.DENY
+    assert (checker.status().shadow_errors, checker.status().shadow_checks) == (3, 0)
+    assert sum("shadow decision" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_the_services_staged_catalogue_runs_in_shadow_until_it_goes_live(
+    sandbox: SandboxServer, make_checker: MakeChecker,
+) -> None:
+    checker = make_checker()
+    assert checker.status().shadow_catalog_version is None
+    staged = admin(sandbox, "PUT", "/v1/admin/catalog?stage=1", json=milder_p001())
+    assert (staged["staged"], staged["serial"]) == (True, 1)
+    assert checker.sync()
+    assert checker.status().catalog_version == "2026.2"  # the live one is unchanged
+    checker.check(SHOWCASE["court_defaulter_org"], tx("procurement"))
+    status = checker.status()
+    assert (status.shadow_catalog_version, status.shadow_diff) == ("2026.3-draft", 1)
+    off = make_checker(data_dir=checker.settings.data_dir.parent / "off", shadow_catalog="off")
+    off.check(SHOWCASE["court_defaulter_org"], tx("procurement"))
+    assert off.status().shadow_catalog_version is None
+    # Promoted: the staged catalogue goes live and the dry-run ends.
+    admin(sandbox, "PUT", "/v1/admin/catalog", json=milder_p001())
+    assert checker.sync()
+    assert checker.status().catalog_version == "2026.3-draft"
+    assert checker.status().shadow_catalog_version is None
+    admin(sandbox, "PUT", "/v1/admin/catalog?stage=1", json=demo_catalog())
+    assert checker.sync() and checker.status().shadow_catalog_version == "2026.2"
+    assert admin(sandbox, "DELETE", "/v1/admin/catalog?stage=1")["withdrawn"] == 2
+    assert checker.sync() and checker.status().shadow_catalog_version is None
+
+
+def test_catalog_diff_reports_what_a_new_catalogue_would_change(
+    sandbox: SandboxServer, tmp_path: Path,
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from _sandbox_support import ENCRYPTION_KEY
+
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(milder_p001(), ensure_ascii=False), "utf-8")
+    subjects = tmp_path / "bidders.csv"
+    subjects.write_text("id\n" + "\n".join([SHOWCASE["court_defaulter_org"],
+                                           SHOWCASE["unknown_org"],
+                                           SHOWCASE["black_person"]]) + "\n", "utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_CHECK_")}
+    env.update({"CREDIT_CHECK_BASE_URL": sandbox.base_url,
+                "CREDIT_CHECK_API_KEY": sandbox.demo_key, "CREDIT_CHECK_DEPARTMENT": DEPARTMENT,
+                "CREDIT_CHECK_DATA_DIR": str(tmp_path / "sdk"),
+                "CREDIT_CHECK_ENCRYPTION_KEY": ENCRYPTION_KEY,
+                "CREDIT_CHECK_SERVICE_PUBLIC_KEY": sandbox.public_key,
+                "PYTHONIOENCODING": "utf-8"})
+    done = subprocess.run(
+        [sys.executable, "-m", "credit_check._cli", "catalog", "diff", str(new), str(subjects),
+         "--scenario", "procurement", "--json"], capture_output=True, text=True,
+        encoding="utf-8", env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["current_catalog"], report["new_catalog"]) == ("2026.2", "2026.3-draft")
+    assert (report["checked"], report["differ"]) == (3, 2)
+    assert report["changes"] == {"deny->review": 2}
+    assert SHOWCASE["black_person"] not in done.stdout
+    assert mask_id(SHOWCASE["black_person"]) in done.stdout
+    assert admin(sandbox, "GET", "/v1/admin/feedback")["records"] == []  # nothing recorded

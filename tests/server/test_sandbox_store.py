@@ -262,6 +262,23 @@ def test_related_persons_are_kept_hashed_and_sealed(store: Store) -> None:
                                             if isinstance(c, bytes | memoryview))
 
 
+def test_a_staged_catalogue_is_kept_apart_and_seen_by_every_process(
+    open_store: OpenStore,
+) -> None:
+    a, b = open_store(), open_store()
+    a.put_catalog(Catalog.load(demo_catalog()))
+    assert b.staged_catalog() is None
+    draft = Catalog.load({**demo_catalog(), "version": "draft-1"})
+    made = a.stage_catalog(draft)
+    assert made is not None and (made.serial, made.schema) == (1, 2)
+    seen = b.staged_catalog()
+    assert seen is not None and (seen.serial, seen.catalog.version) == (1, "draft-1")
+    assert b.refresh().catalog_serial == 1  # the current catalogue is unchanged
+    again = b.stage_catalog(draft)
+    assert again is not None and again.serial == 2
+    assert a.stage_catalog(None) is None and b.staged_catalog() is None
+
+
 def counts(store: Store) -> Counter[int]:
     """A store's in-memory reference counts of the prefix set."""
     assert isinstance(store, SQLiteStore | PostgresStore)
