@@ -27,7 +27,7 @@ from credit_check._crypto import (
     verify,
 )
 from credit_check._exceptions import InvalidServiceData
-from credit_check._models import CST, Catalog
+from credit_check._models import CST
 from credit_check._server import create_app, open_sandbox
 from credit_check._server._demo import SHOWCASE, demo_catalog, make_id_number
 
