@@ -56,7 +56,11 @@ def snapshot_answer(signer: Signer, state: SnapshotState, head: Head,
 
 def catalog_etag(stored: StoredCatalog) -> str:
     digest = hashlib.sha256(catalog_message(stored.raw)).hexdigest()[:16]
-    return f'"{stored.catalog.version}-{stored.serial}-{digest}"'
+    # A header is Latin-1: a label such as "辽宁-2026.1" is left out of the tag.
+    version = stored.catalog.version
+    label = version if version.isascii() and version.isprintable() and '"' not in version \
+        else "v"
+    return f'"{label}-{stored.serial}-{digest}"'
 
 
 def catalog_answer(signer: Signer, stored: StoredCatalog, epoch: int,
