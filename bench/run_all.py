@@ -14,6 +14,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["bench_snapshot.py", "bench_checker.py", "bench_outbox.py", "bench_middleware.py",
+           "bench_catalog.py",
            "bench_sandbox.py", "fuzz_middleware.py"]
 
 

@@ -226,6 +226,8 @@ class Checker:
                 max_stale=settings.max_stale, region=settings.region,
             )
             self._shadow = ShadowRun(self._shadow_decide, self._syncer, given)
+            # Read on every check: a plain attribute, refreshed after each sync.
+            self._shadow_on = self._shadow.active
             self._outbox = self._records.outbox
             if self._outbox is not None and settings.sender:
                 self._outbox.attach_sender(self._transport)
@@ -300,7 +302,7 @@ class Checker:
         assert decision is not None  # NORMAL mode always decides
         if self._outbox is not None:
             self._outbox.write_decision(decision, self._department)
-        if self._shadow.active:
+        if self._shadow_on:
             self._shadow.compare(parsed, transaction, decision)
         return decision
 
@@ -317,7 +319,7 @@ class Checker:
         decision = self._decide_local(subject, transaction)
         if decision is not None and self._outbox is not None:
             self._outbox.write_decision(decision, self._department)
-        if decision is not None and self._shadow.active:
+        if decision is not None and self._shadow_on:
             self._shadow.compare(decision.subject, decision.transaction, decision, local=True)
         return decision
 
@@ -353,7 +355,7 @@ class Checker:
                     self._outbox.write_decision(d, self._department)
                 except OutboxError as exc:
                     raise OutboxError(str(exc), decision=group) from exc
-        if self._shadow.active:
+        if self._shadow_on:
             for s, d in zip(parsed, group, strict=True):
                 self._shadow.compare(s, transaction, d)
         return group
@@ -454,6 +456,7 @@ class Checker:
         return ok
 
     def _after_sync(self) -> None:
+        self._shadow_on = self._shadow.active  # a staged catalogue came or went
         self._post_checks.run()
 
     @property

@@ -331,8 +331,8 @@ class Engine:
         for s in subjects:
             persons = named.get(s.id, [])
             a = answers.get(s.id)
-            person_answers = [answers.get(p.id) for _, p in persons]
-            if a is None or any(pa is None for pa in person_answers):
+            person_answers = [answers.get(p.id) for _, p in persons] if persons else []
+            if a is None or (persons and any(pa is None for pa in person_answers)):
                 if mode in (Mode.LOCAL, Mode.SHADOW):
                     decisions.append(None)
                     continue
@@ -370,17 +370,26 @@ class Engine:
         self, s: Subject, persons: Named, a: _Answer, person_answers: list[_Answer],
         transaction: Transaction, catalog: Catalog, now: dt.datetime, *, quiet: bool = False,
     ) -> Decision:
-        s = _with_persons(s, persons)
         snapshot = self._syncer.snapshot
-        stale = a.stale or any(pa.stale for pa in person_answers)
         lookup = a.lookup
-        lookups = tuple(pa.lookup for pa in person_answers)
         entries = own_entries(lookup, s.id) if lookup else []
         subject_via = via_entries(lookup, s.id) if lookup and s.kind is SubjectKind.PERSON \
             else []
-        people = [PersonEntries(role, p, own_entries(pl, p.id) if pl else [],
-                                via_entries(pl, p.id) if pl else [])
-                  for (role, p), pl in zip(persons, lookups, strict=True)]
+        others = [e for e, _ in subject_via]
+        if persons:
+            s = _with_persons(s, persons)
+            stale = a.stale or any(pa.stale for pa in person_answers)
+            lookups = tuple(pa.lookup for pa in person_answers)
+            people = [PersonEntries(role, p, own_entries(pl, p.id) if pl else [],
+                                    via_entries(pl, p.id) if pl else [])
+                      for (role, p), pl in zip(persons, lookups, strict=True)]
+            others += [e for p in people for e in p.entries]
+            others += [e for p in people for e, _ in p.via]
+            named = tuple((r, p.id) for r, p in persons)
+            withheld = any(pl is not None and pl.withheld for pl in lookups)
+        else:
+            # The usual case (no related person to check), without the generators.
+            stale, lookups, people, named, withheld = a.stale, (), [], (), False
         clean_since = lookup.clean_since if lookup else None
         data_version = (lookup.data_version if lookup
                         else str(snapshot.version) if snapshot else None)
@@ -389,19 +398,17 @@ class Engine:
         hidden = (withheld_targets(catalog, scenario, self._withheld(lookup, persons, lookups,
                                                                      quiet=quiet))
                   if self.withheld_causes or (lookup is not None and lookup.withheld)
-                  or any(pl is not None and pl.withheld for pl in lookups) else ())
+                  or withheld else ())
         # The rulebook's answer changes only with its inputs and the time signature, so a
         # listed subject checked again on the same cached answer reuses the content.
-        others = [e for p in people for e in p.entries] + \
-            [e for p in people for e, _ in p.via] + [e for e, _ in subject_via]
         sig = time_signature(entries, others, clean_since,
                              plan.clean_years.get(scenario, ()), now)
-        key = (s.id, tuple((r, p.id) for r, p in persons), scenario, transaction.region,
-               stale, sig)
+        # The catalogue is part of the key: a dry-run alternates two of them.
+        key = (id(catalog), s.id, named, scenario, transaction.region, stale, sig)
         memo = self._memo.get(key)
         if (memo is not None and memo.catalog is catalog and memo.lookup is lookup
-                and len(memo.person_lookups) == len(lookups)
-                and all(x is y for x, y in zip(memo.person_lookups, lookups, strict=True))):
+                and (not lookups or (len(memo.person_lookups) == len(lookups) and all(
+                    x is y for x, y in zip(memo.person_lookups, lookups, strict=True))))):
             made = memo.decision
             decision = trusted(Decision, {
                 "decision_id": new_decision_id(), "outcome": made.outcome, "subject": s,
