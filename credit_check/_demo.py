@@ -25,6 +25,9 @@ import requests
 from credit_check._ids import detect_kind, mask_id
 
 
+DEMO_REGION = "210902"
+
+
 @dataclass(frozen=True)
 class Step:
     """One scripted application: who applies, where, and what the rulebook should say."""
@@ -81,6 +84,25 @@ def script(ids: dict[str, str]) -> list[Step]:
              {"uscc": ids["new_org_with_listed_rep"],
               "legal_representative_id": ids["court_defaulter_rep"], "case_no": "SC-2026-007"},
              expect="deny"),
+        Step("主要负责人为失信被执行人 / its principal is a court defaulter",
+             "principal_listed_org", "POST", "/market/registrations",
+             {"uscc": ids["principal_listed_org"], "case_no": "SC-2026-008"}, expect="deny"),
+        Step("注册执业人员关联失信企业 / practitioner of a safety violator", "practitioner_org",
+             "POST", "/qualifications/applications",
+             {"uscc": ids["practitioner_org"], "case_no": "ZZ-2026-021"}, expect="deny"),
+        Step("董事任职于税务失信企业 / its director directs a tax violator", "director_org",
+             "POST", "/honors/applications",
+             {"uscc": ids["director_org"], "case_no": "PY-2026-003"}, expect="deny"),
+        Step("股东为失信被执行人 / its shareholder is a court defaulter", "shareholder_org",
+             "POST", "/honors/applications",
+             {"uscc": ids["shareholder_org"], "case_no": "PY-2026-004"}, expect="deny"),
+        Step("辽宁补充清单：特许经营 / Liaoning: franchise bid by a tax violator",
+             "tax_violator_org", "POST", "/franchise/bids",
+             {"bidder": {"uscc": ids["tax_violator_org"]}, "project_no": "TX-2026-002"},
+             expect="deny"),
+        Step("阜新补充清单：新增项目核准 / Fuxin: new project by a tax violator",
+             "tax_violator_org", "POST", "/projects/approvals",
+             {"uscc": ids["tax_violator_org"], "case_no": "XM-2026-015"}, expect="deny"),
         Step("未上榜企业投标 / a firm on no list bids", "unknown_org", "POST",
              "/procurement/tenders/CG-2026-001/bids", bid("unknown_org", "CG-2026-001")),
         Step("错误的信用代码 / mistyped credit code", "", "POST",
@@ -167,9 +189,11 @@ def run(args: argparse.Namespace) -> int:
 def _run_with(server: Any, ids: dict[str, str], root: Path, out: Any, args: argparse.Namespace,
               started: float, checker_cls: Any, build_app: Any) -> int:
     print(f"sandbox list service with demo data at {server.base_url}", file=out)
+    # A service hall in Fuxin, Liaoning: the catalogue's provincial and city supplements apply.
     checker = checker_cls(base_url=server.base_url, api_key=server.demo_key,
                           department="示范市行政审批局", data_dir=root / "checker",
-                          service_public_key=server.public_key, sync_interval=30)
+                          service_public_key=server.public_key, sync_interval=30,
+                          region=DEMO_REGION)
     results = []
     failures = 0
     try:
@@ -178,7 +202,8 @@ def _run_with(server: Any, ids: dict[str, str], root: Path, out: Any, args: argp
             return 1
         app = build_app(checker)
         print(f"snapshot version {checker.status().snapshot_version}, catalogue "
-              f"{checker.status().catalog_version}\n", file=out)
+              f"{checker.status().catalog_version}, region {DEMO_REGION} (辽宁省阜新市)\n",
+              file=out)
         for step in script(ids):
             if step.form:
                 body = urllib.parse.urlencode(step.body).encode()

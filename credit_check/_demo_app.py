@@ -1,6 +1,7 @@
 """The approval application the demo drives: a small Starlette service hall for
-procurement bids, subsidy applications, licences and company registrations, guarded by
-the credit-check ASGI middleware exactly as a host system would guard its own routes.
+procurement bids, subsidy applications, licences, company registrations, qualifications,
+honours, franchise bids and project approvals, guarded by the credit-check ASGI middleware
+exactly as a host system would guard its own routes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ ROUTES = [
     Route("POST", "/market/registrations", "market_access",
           subject=FromJSON("uscc"), legal_representative=FromJSON("legal_representative_id"),
           case_id=FromJSON("case_no")),
+    Route("POST", "/qualifications/applications", "qualification",
+          subject=FromJSON("uscc"), case_id=FromJSON("case_no")),
+    Route("POST", "/honors/applications", "honor",
+          subject=FromJSON("uscc"), case_id=FromJSON("case_no")),
+    # Scenarios the catalogue names (its Liaoning and Fuxin supplements).
+    Route("POST", "/franchise/bids", "franchise",
+          subject=FromJSON("bidder.uscc"), case_id=FromJSON("project_no")),
+    Route("POST", "/projects/approvals", "project_approval",
+          subject=FromJSON("uscc"), case_id=FromJSON("case_no")),
 ]
 
 
