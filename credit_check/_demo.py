@@ -24,7 +24,6 @@ import requests
 
 from credit_check._ids import detect_kind, mask_id
 
-
 DEMO_REGION = "210902"
 
 

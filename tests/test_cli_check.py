@@ -55,3 +55,25 @@ def test_the_same_person_shown_to_a_key_with_person_rights_is_denied(
     service.add(entry(PERSON, subject_kind="person"))
     assert main(["check", PERSON, "--scenario", "procurement"]) == 5
     assert "DEGRADED" not in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("env")
+def test_check_takes_a_region_and_a_catalogue_scenario_and_shows_the_measure_fields(
+    service: FakeService, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from _fake_service import ORG
+
+    service.add(entry(ORG, "tax.major_violation", kind="black"))
+    assert main(["check", ORG, "--scenario", "franchise", "--region", "210902"]) == 5
+    out = capsys.readouterr().out
+    assert "L-001" in out and "layer liaoning" in out
+    assert "实施事由 grounds:" in out and "证据材料 evidence:" in out
+    assert main(["check", ORG, "--scenario", "franchise"]) == 0  # no supplement applies
+    capsys.readouterr()
+    for bad in (["--scenario", "procurement", "--region", "2109"],
+                ["--scenario", "Franchise!"]):
+        with pytest.raises(SystemExit) as exited:
+            main(["check", ORG, *bad])
+        assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "six-digit" in err and "scenario code 'Franchise!' is malformed" in err

@@ -85,3 +85,12 @@ def test_fallback_may_name_a_catalogue_scenario_outside_the_known_set() -> None:
 def test_malformed_fallback_spec_names_the_variable(spec: str) -> None:
     with pytest.raises(ConfigurationError, match="CREDIT_CHECK_FALLBACK"):
         FallbackPolicy.parse(spec)
+
+
+def test_the_deployment_region_is_read_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREDIT_CHECK_REGION", "210902")
+    assert Settings.from_env().region == "210902"
+    for bad in ("21", "2109", "0109021", "辽宁"):
+        monkeypatch.setenv("CREDIT_CHECK_REGION", bad)
+        with pytest.raises(ConfigurationError, match="CREDIT_CHECK_REGION"):
+            Settings.from_env()

@@ -8,12 +8,13 @@ import copy
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import requests
 from _engines import ENGINES, start_sandbox
 from _sandbox_support import DEPARTMENT, MakeChecker, admin
+from pydantic import BaseModel, ConfigDict
 
 from credit_check import Outcome, Subject, Transaction
 from credit_check._ids import mask_id
@@ -103,6 +104,37 @@ def test_a_scenario_nobody_knows_is_never_allowed(make_checker: MakeChecker) -> 
     assert checker.status().unknown_scenarios == ("procuremnt",)
 
 
+class _Wave1List(BaseModel):
+    """DESIGN §6 as wave 1 parsed it: unknown fields refused, codes closed."""
+
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    kind: Literal["red", "black", "watch"]
+    name: str
+    suspend_on_objection: bool = True
+
+
+class _Wave1Measure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    code: str
+    name: str
+    effect: Literal["deny", "review", "restrict", "green_channel"]
+    list_codes: list[str]
+    scenarios: list[Literal["licensing", "qualification", "procurement", "bidding", "subsidy",
+                            "honor", "market_access", "public_resource"]]
+    target: Literal["subject", "legal_representative"] = "subject"
+    legal_basis: str
+    implementing_department: str
+    params: dict[str, Any] = {}
+
+
+class _Wave1Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str
+    lists: list[_Wave1List]
+    measures: list[_Wave1Measure]
+
+
 def test_a_wave1_client_gets_the_part_of_the_catalogue_it_can_parse(
     sandbox: SandboxServer,
 ) -> None:
@@ -111,6 +143,7 @@ def test_a_wave1_client_gets_the_part_of_the_catalogue_it_can_parse(
     body = requests.get(sandbox.base_url + "/v1/catalog", headers=headers, timeout=10).json()
     assert (body["upgrade_required"], body["schema"]) == (True, 1)
     catalog = body["catalog"]
+    _Wave1Catalog.model_validate(catalog)  # what a wave-1 client does with it
     assert set(catalog) == {"version", "lists", "measures"}
     assert all(set(x) == {"code", "kind", "name", "suspend_on_objection"}
                for x in catalog["lists"])
