@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import random
 from importlib import resources
 from typing import Any
 
@@ -26,7 +27,9 @@ from credit_check import (
     Target,
     Transaction,
 )
+from credit_check._ids import mask_id
 from credit_check._models import CST, trusted
+from credit_check._server._demo import make_id_number
 
 UTC = dt.UTC
 
@@ -374,3 +377,62 @@ def test_trusted_decision_equals_its_validated_and_constructed_twins() -> None:
     made = trusted(Decision, dict(values), set(Decision.model_fields))
     _same_model(made, Decision(**values))
     _same_model(made, Decision.model_construct(**values))
+
+
+# --- related persons and regions --------------------------------------------------------
+
+
+OTHER_PERSON = make_id_number(random.Random("test_models persons"))  # fictional
+
+
+def test_an_organisation_names_persons_by_role_and_hides_their_ids() -> None:
+    org, rep, other = "91350100M000100Y43", "11010519491231002X", OTHER_PERSON
+    s = Subject.organization(org, persons={"legal_representative": rep,
+                                           "director": [other, Subject.person(rep)]})
+    assert s.legal_representative == Subject.person(rep)
+    assert [(r.role, r.person.id) for r in s.related_persons] == [
+        ("director", other), ("director", rep)]
+    assert s.persons[0] == ("legal_representative", Subject.person(rep))
+    shown = s.public_dict()
+    assert shown["related_persons"][0] == {"role": "director", "kind": "person",
+                                           "id": mask_id(other), "name": None}
+    assert other not in repr(s) and other not in str(shown)
+    assert hash(s) == hash(Subject.organization(org, legal_representative=rep, persons={
+        "director": [other, rep]}))
+
+
+@pytest.mark.parametrize(("persons", "needle"), [
+    ({"subject": "11010519491231002X"}, "not a role"),
+    ({"Director": "11010519491231002X"}, "malformed"),
+    ({"legal_representative": ["11010519491231002X", OTHER_PERSON]}, "one legal"),
+    ({"director": Subject.organization("91350100M000100Y43")}, "natural person"),
+])
+def test_persons_for_roles_are_checked(persons: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        Subject.organization("91350100M000100Y43", persons=persons)
+
+
+def test_a_persons_id_number_is_validated_and_masked_in_the_error() -> None:
+    from credit_check import InvalidSubjectId
+
+    with pytest.raises(InvalidSubjectId) as caught:
+        Subject.organization("91350100M000100Y43", persons={"principal": "110105194912310021"})
+    assert "110105194912310021" not in str(caught.value)
+
+
+@pytest.mark.parametrize("region", ["210902", "110101"])
+def test_a_transaction_takes_a_six_digit_region(region: str) -> None:
+    assert Transaction(scenario="licensing", region=region).region == region
+
+
+@pytest.mark.parametrize("region", ["21", "2109", "021000", "2109020", "辽宁阜新"])
+def test_a_transaction_refuses_a_region_that_is_not_six_digits(region: str) -> None:
+    with pytest.raises(ValidationError, match="six-digit GB/T 2260"):
+        Transaction(scenario="licensing", region=region)
+
+
+def test_a_transaction_takes_any_well_formed_scenario_code() -> None:
+    assert Transaction(scenario="franchise").scenario == "franchise"
+    assert Transaction(scenario="procurement").scenario is Scenario.PROCUREMENT
+    with pytest.raises(ValidationError, match="malformed"):
+        Transaction(scenario="特许经营")
