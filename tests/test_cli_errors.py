@@ -69,8 +69,9 @@ CASES: list[tuple[str, Any, tuple[str, ...]]] = [
      ("unrecognized arguments", "--colour")),
     ("missing --scenario", lambda p: ["check", VALID], ("--scenario",)),
     ("missing --scenario (file)", lambda p: ["check-file", "x.csv"], ("--scenario",)),
-    ("bad scenario", lambda p: ["check", VALID, "--scenario", "tendering"],
-     ("invalid choice", "tendering")),
+    # (any well-formed code is a scenario a catalogue may name; a malformed one is refused)
+    ("bad scenario", lambda p: ["check", VALID, "--scenario", "Tendering!"],
+     ("--scenario", "malformed", "Tendering!")),
     ("missing id", lambda p: ["check", "--scenario", "bidding"], ("id",)),
     ("invalid identifier", lambda p: ["check", "91350100MA000001", "--scenario", "bidding"],
      ("18",)),

@@ -32,7 +32,8 @@ from credit_check._rules import clean_years, decide, time_signature, withheld_ta
 CATALOG = Catalog.load(
     json.loads(resources.files("credit_check.data").joinpath("demo_catalog.json").read_text("utf-8"))
 )
-MEASURES = {m.code: m for m in CATALOG.measures}
+# The national base's measures (the cases carry no region, so no supplement applies).
+MEASURES = {m.code: m for m in CATALOG.measures if m.layer is None}
 NOW = dt.datetime(2026, 3, 15, 10, 30, tzinfo=CST)
 UNKNOWN = "city.unknown_list"
 LIST_CODES = [item.code for item in CATALOG.lists] + [UNKNOWN]
