@@ -274,3 +274,64 @@ def test_a_role_is_held_by_one_process_and_dies_with_it(pg_url: str) -> None:
         assert child.stdout is not None
         child.stdout.close()
         db.close()
+
+
+def _follower(url: str, out: str, barrier: Any) -> None:
+    # A process on another "host": post-checks whatever it may, appending each
+    # post-checked decision id (and each callback) to its own file.
+    from test_postcheck import CIPHER, Recheck
+
+    from credit_check._postcheck import PostCheckRunner
+    from credit_check._postcheck_pg import FOLLOWER_ROLE, PgPostCheckQueue
+
+    db = Database(url, what="test")
+    q = PgPostCheckQueue(db, CIPHER)
+    role = AdvisoryRole(db, FOLLOWER_ROLE)
+    with open(out, "a") as fh:
+        r = PostCheckRunner(
+            q, recheck=Recheck(Outcome.DENY),
+            record=lambda a, b: (fh.write(f"record {a.decision_id}\n"), fh.flush()),
+            role=role,
+            on_post_check=lambda a, b: (fh.write(f"callback {a.decision_id}\n"), fh.flush()))
+        barrier.wait()
+        for _ in range(20):
+            r.run(batch=7)
+            role.release()  # let the others take turns
+    db.close()
+
+
+def test_two_processes_post_check_each_degraded_decision_once(pg_url: str,
+                                                             tmp_path: Path) -> None:
+    import multiprocessing
+
+    from test_postcheck import CIPHER, degraded
+    from test_postcheck import PERSON as PERSON_ID
+
+    from credit_check._outbox._pg_store import open_schema
+    from credit_check._postcheck_pg import PgPostCheckQueue
+
+    db = Database(pg_url, what="test")
+    open_schema(db, CIPHER)
+    q = PgPostCheckQueue(db, CIPHER)
+    for i in range(120):
+        q.add(degraded(decision_id=f"outage-{i}"))
+    q.add(degraded(decision_id="outage-0"))  # queued once
+    with psycopg.connect(pg_url) as conn:
+        dump = str(conn.execute("SELECT * FROM credit_check_postcheck").fetchall())
+    assert q.size() == 120 and "outage-119" in dump and PERSON_ID not in dump
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    outs = [tmp_path / f"out{k}.txt" for k in range(3)]
+    procs = [ctx.Process(target=_follower, args=(pg_url, str(o), barrier)) for o in outs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    lines = [line for o in outs if o.exists() for line in o.read_text().split("\n") if line]
+    records = sorted(line for line in lines if line.startswith("record"))
+    callbacks = sorted(line for line in lines if line.startswith("callback"))
+    assert records == sorted(f"record outage-{i}" for i in range(120))
+    assert callbacks == sorted(f"callback outage-{i}" for i in range(120))
+    assert q.size() == 0 and q.set_aside_count() == 0
+    db.close()
