@@ -335,3 +335,35 @@ def test_two_processes_post_check_each_degraded_decision_once(pg_url: str,
     assert callbacks == sorted(f"callback outage-{i}" for i in range(120))
     assert q.size() == 0 and q.set_aside_count() == 0
     db.close()
+
+
+def test_the_sidecar_sender_delivers_the_outbox_in_postgresql(
+        make_checker: MakeChecker, sandbox: SandboxServer, pg_url: str,
+        tmp_path: Path) -> None:
+    import signal
+
+    checker = make_checker(sender=False)
+    made = [checker.check(LISTED_ORG, Transaction(scenario="procurement", case_id="SIDE"))
+            for _ in range(5)]
+    env = {**os.environ, "CREDIT_CHECK_OUTBOX_URL": pg_url, "CREDIT_CHECK_ENCRYPTION_KEY": KEY,
+           "CREDIT_CHECK_BASE_URL": sandbox.base_url, "CREDIT_CHECK_API_KEY": sandbox.demo_key,
+           "CREDIT_CHECK_DATA_DIR": str(tmp_path / "sidecar")}
+    cli = [sys.executable, "-m", "credit_check._cli", "outbox"]
+    sidecar = subprocess.Popen([*cli, "run"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while checker.status().outbox_pending:
+            assert time.monotonic() < deadline and sidecar.poll() is None
+            time.sleep(0.1)
+    finally:
+        sidecar.send_signal(signal.SIGTERM)
+        _, err = sidecar.communicate(timeout=30)
+    assert sidecar.returncode == 0, err
+    assert PASSWORD not in err and "postgres:***@" in err
+    ids = {r["decision_id"] for r in received(sandbox)}
+    assert {d.decision_id for d in made} <= ids
+    status = subprocess.run([*cli, "status", "--json"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout)
+    assert shown["pending"] == 0 and shown["delivered"] >= 5 and PASSWORD not in status.stdout
