@@ -34,6 +34,7 @@ DEMO_DEPARTMENT = "示范市行政审批局"
 DATA_KEY_ENV = "CREDIT_CHECK_SANDBOX_DATA_KEY"
 DATA_KEY_FILE_ENV = "CREDIT_CHECK_SANDBOX_DATA_KEY_FILE"
 SIGNING_KEY_FILE_ENV = "CREDIT_CHECK_SIGNING_KEY_FILE"
+ADMIN_KEY_FILE_ENV = "CREDIT_CHECK_ADMIN_KEY_FILE"
 
 
 def load_signer(db_path: Path) -> Signer:
@@ -97,6 +98,20 @@ def open_keys(db: str | Path, *, signing_key: str | os.PathLike[str] | None = No
     return signer, PersonalData(raw)
 
 
+def _admin_key_file() -> str | None:
+    # A secret mounted as a file (containers): CREDIT_CHECK_ADMIN_KEY_FILE.
+    path = os.environ.get(ADMIN_KEY_FILE_ENV)
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"{ADMIN_KEY_FILE_ENV} {path}: cannot read it: {exc}") from None
+    if not text:
+        raise ConfigurationError(f"{ADMIN_KEY_FILE_ENV} {path}: the file is empty")
+    return text
+
+
 def open_sandbox(db_path: str | Path, *, demo: bool, admin_key: str | None = None,
                  signing_key: str | os.PathLike[str] | None = None,
                  data_key_file: str | os.PathLike[str] | None = None
@@ -141,8 +156,8 @@ def open_sandbox(db_path: str | Path, *, demo: bool, admin_key: str | None = Non
     except BaseException:
         store.close()
         raise
-    admin = admin_key or os.environ.get("CREDIT_CHECK_ADMIN_KEY") or derived_key(
-        signer, "admin-key")
+    admin = admin_key or os.environ.get("CREDIT_CHECK_ADMIN_KEY") or _admin_key_file() \
+        or derived_key(signer, "admin-key")
     return store, signer, admin, demo_key
 
 
