@@ -59,6 +59,7 @@ R = TypeVar("R")
 SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 # Fewer rows than this are upserted with executemany; more go through COPY.
 COPY_FROM = 500
+ANALYZE_FROM = 50_000
 _BULK = {
     "entries": ("entry_id, subject_key, subject_kind, subject_prefix, rep_key, rep_prefix, "
                 "list_code, status, sealed, data", INSERT_ENTRY),
@@ -81,6 +82,10 @@ def bulk_upsert(conn: Conn, table: str, rows: list[tuple[Any, ...]]) -> None:
     conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM import_{table} "  # noqa: S608
                  f"ON CONFLICT {conflict}")
     conn.execute(f"DROP TABLE import_{table}")
+    if len(latest) >= ANALYZE_FROM:
+        # Fresh statistics, so that lookups right after a large first import are planned
+        # for the table as it now is rather than waiting for autovacuum.
+        conn.execute(f"ANALYZE {table}")
 
 
 def _all_contributions(conn: Conn, rep_lists: set[str]) -> Iterator[int]:
@@ -224,7 +229,8 @@ class PostgresStore(FeedbackTable, Store):
                 self._current = self._load_catalog(conn, head.catalog_serial)
                 self._rep_lists = _rep_lists(self._current)
             have = self.index.version
-            if head.version > have:
+            # A lower version than ours: the database was restored from a backup; rebuild.
+            if head.version != have:
                 rows = conn.execute("SELECT version, rebuild, plus, minus FROM deltas WHERE "
                                     "version > ? AND version <= ? ORDER BY version",
                                     (have, head.version)).fetchall()
