@@ -445,7 +445,7 @@ class PostgresStore(FeedbackTable, Store):
         if not records:
             return [], []
         rows = sealed_rows(self.personal, records)
-        return self._run(lambda conn: insert_feedback(conn, records, rows))
+        return self._run(lambda conn: insert_feedback(conn, records, rows, arrays=True))
 
     def stats(self) -> dict[str, Any]:
         head = self.refresh()
