@@ -251,12 +251,15 @@ class Checker:
         """Decide from the snapshot and cache only, without any network call.
 
         For event loops: a None answer means a lookup is needed, so call :meth:`check` in a
-        worker thread. A decision made here is recorded like any other.
+        worker thread. A decision made here is recorded like any other; with the outbox in
+        PostgreSQL the answer is always None, as recording it is a network round trip.
 
         Raises:
             InvalidSubjectId: the identifier is invalid.
             OutboxError: the decision could not be recorded durably (carrying it).
         """
+        if isinstance(self._outbox, PgOutbox):
+            return None  # its record is a database round trip: never in an event loop
         decision = self._decide_local(subject, transaction)
         if decision is not None and self._outbox is not None:
             self._outbox.write_decision(decision, self._department)

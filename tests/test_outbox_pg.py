@@ -367,3 +367,20 @@ def test_the_sidecar_sender_delivers_the_outbox_in_postgresql(
     assert status.returncode == 0, status.stderr
     shown = json.loads(status.stdout)
     assert shown["pending"] == 0 and shown["delivered"] >= 5 and PASSWORD not in status.stdout
+
+
+def test_no_decision_is_recorded_from_an_event_loop(make_checker: MakeChecker,
+                                                    pg_url: str) -> None:
+    checker = make_checker(sender=False)
+    tx = Transaction(scenario="procurement")
+    # With the outbox in a database, recording is a round trip: check_local defers to a
+    # worker thread (the middleware's check()) instead of blocking the loop.
+    assert checker.check_local(org_id_not_listed(), tx) is None
+    assert outbox_rows(pg_url) == []
+    assert checker.check(org_id_not_listed(), tx).outcome is Outcome.ALLOW
+
+
+def org_id_not_listed() -> str:
+    from _outbox_child import org_id
+
+    return org_id(4242)
