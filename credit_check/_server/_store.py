@@ -1,5 +1,5 @@
 """The sandbox's storage interface: one :class:`Store` that every engine implements
-(SQLite now, PostgreSQL later), with the value types its methods take and give.
+(SQLite, PostgreSQL), with the value types its methods take and give.
 
 The semantics are those of plain SQL on one shared database, so that any number of
 service processes on the same database answer as one service: every versioned change is
