@@ -34,8 +34,6 @@ from credit_check._models import (
     Subject,
     SubjectKind,
     Transaction,
-    max_length,
-    trusted,
 )
 
 logger = logging.getLogger("credit_check.middleware")
@@ -171,15 +169,12 @@ class Guard:
 
     def _transaction(self, route: Route, extra: dict[str, str | None]) -> Transaction:
         department = route.department or self.department
-        cached = self._transactions.get(id(route))
-        if cached is not None and cached[0] is route and cached[1] == department:
-            # The route's transaction, validated once; the request only adds plain strings.
-            base = cached[2]
-            if not any(extra.values()):
-                return base
-            made = _with_strings(base, extra)
-            if made is not None:
-                return made
+        plain = not any(extra.values())
+        if plain:
+            # Without a case id or item code a request's transaction is the route's own.
+            cached = self._transactions.get(id(route))
+            if cached is not None and cached[0] is route and cached[1] == department:
+                return cached[2]
         try:
             transaction = Transaction(scenario=route.scenario, department=department, **extra)
         except ValidationError as exc:
@@ -187,14 +182,10 @@ class Guard:
             ex = getattr(route, loc, None)
             label = ex.label if isinstance(ex, Extractor) else loc
             raise _Refused(respond.bad_field(label, exc.errors()[0]["msg"])) from None
-        if cached is None or cached[0] is not route or cached[1] != department:
+        if plain:
             if len(self._transactions) >= _MAX_ROUTES:
                 self._transactions.clear()  # routes made on the fly: never grow unbounded
-            base = transaction
-            if any(extra.values()):
-                base = Transaction(scenario=route.scenario, department=department,
-                                   **dict.fromkeys(extra))
-            self._transactions[id(route)] = (route, department, base)
+            self._transactions[id(route)] = (route, department, transaction)
         return transaction
 
     def _one(self, ex: Extractor, request: RequestData, *, required: bool) -> str | None:
@@ -353,27 +344,6 @@ def _log_failure(plan: Plan | None, exc: Exception, where: str | None, action: s
     logger.error("credit check failed on %s for %s; %s: %s",
                  mask_ids_in(where or "a guarded view"),
                  subjects, action, mask_ids_in(text))
-
-
-# The limits of the transaction fields a request may fill in.
-_MAX_LENGTH = {name: max_length(Transaction, name) for name in ("case_id", "item_code")}
-
-
-def _with_strings(base: Transaction, extra: dict[str, str | None]) -> Transaction | None:
-    """``base`` with the request's case id and item code, as validating them would make
-    it, or None to leave anything unusual (too long, not UTF-8) to pydantic."""
-    values = base.__dict__.copy()
-    for name, value in extra.items():
-        if value is not None:
-            if type(value) is not str or len(value) > _MAX_LENGTH[name]:
-                return None
-            if not value.isascii():
-                try:
-                    value.encode()
-                except UnicodeEncodeError:  # a lone surrogate, which pydantic refuses
-                    return None
-            values[name] = value
-    return trusted(Transaction, values, base.__pydantic_fields_set__.copy())
 
 
 def _values(ex: Extractor, request: RequestData) -> list[str]:
