@@ -319,7 +319,8 @@ def _same_model(made: BaseModel, validated: BaseModel) -> None:
 
 
 def test_subject_constructors_build_what_validation_builds() -> None:
-    """The shortcut past pydantic gives the very model validating the same fields gives."""
+    """The factories (which validate the id once, themselves) give the very model that
+    validating the same fields gives."""
     org, person = "91350100M000100Y43", "11010519491231002X"
     rep = Subject.person(person)
     _same_model(rep, Subject(kind=SubjectKind.PERSON, id=person, name=None))

@@ -190,7 +190,10 @@ def test_a_checker_with_check_local_async_is_awaited_for_the_snapshot_answer() -
     assert _post(mw, DEFAULTER)[0]["status"] == 403 and len(app.scopes) == 1
     _post(mw, REMOTE)  # no snapshot answer: the full check, in a worker thread
     assert checker.calls[-1][0] == "check" and checker.calls[-1][3] != threading.main_thread().name
-    failed = _post(mw, BOOM)  # raised while awaited: on_error="review" lets it through
-    assert dict(failed[0]["headers"])[b"x-credit-check"] == b"error" and mw.errors == 1
+    failed = _post(mw, BOOM)  # raised while awaited: the default on_error answers 503
+    assert failed[0]["status"] == 503 and mw.errors == 1
+    assert dict(failed[0]["headers"])[b"x-credit-check"] == b"error" and len(app.scopes) == 2
+    lenient = CreditCheckASGIMiddleware(app, checker=checker, routes=ROUTES, on_error="proceed")
+    assert _post(lenient, BOOM)[0]["status"] == 204 and len(app.scopes) == 3
     strict = CreditCheckASGIMiddleware(app, checker=checker, routes=ROUTES, on_error="deny")
-    assert _post(strict, BOOM)[0]["status"] == 503
+    assert _post(strict, BOOM)[0]["status"] == 403 and len(app.scopes) == 3
