@@ -108,8 +108,6 @@ class CreditCheckASGIMiddleware:
         plan = guard.plan(route, request)
         if isinstance(plan, Verdict):
             return plan
-        if guard.local_async is not None:
-            return await guard.decide_async(plan)
         # The snapshot answer without another coroutine; a lookup goes to a thread.
         return guard.decide_local(plan) or await guard.decide_in_thread(plan)
 

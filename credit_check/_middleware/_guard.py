@@ -8,14 +8,13 @@ outcome into either "proceed, with this decision and header" or a reply to send 
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import anyio.to_thread
 from pydantic import ValidationError
@@ -41,7 +40,6 @@ logger = logging.getLogger("credit_check.middleware")
 OnError = Literal["unavailable", "deny", "proceed", "review"]
 _POLICIES = ("unavailable", "deny", "proceed")
 
-LocalAsync = Callable[[Subject, Transaction], Coroutine[Any, Any, Decision | None]]
 ENVIRON_KEY = "credit_check.decision"
 STATE_KEY = "credit_decision"
 _MAX_ROUTES = 1024
@@ -125,10 +123,6 @@ class Guard:
         # By id(route), with the route kept to tell a reused id apart, and the department.
         self._transactions: dict[int, tuple[Route, str | None, Transaction]] = {}
         self.errors = 0
-        # Checker.check_local_async, when the checker has it (see decide_async).
-        local_async = getattr(checker, "check_local_async", None)
-        self.local_async: LocalAsync | None = (
-            local_async if inspect.iscoroutinefunction(local_async) else None)
 
     # -- extraction -------------------------------------------------------------------
 
@@ -229,19 +223,11 @@ class Guard:
         return self.verdict(result)
 
     async def decide_async(self, plan: Plan) -> Verdict:
-        """Check without blocking the event loop: the snapshot answer in the loop, network
-        work (a lookup, or any consortium) in a worker thread. With a checker that has
-        ``check_local_async`` the snapshot answer's record is committed together with
-        those of the loop's other requests of the same turn."""
-        local_async = self.local_async
-        if local_async is None or plan.many:
-            verdict = self.decide_local(plan)
-            return verdict if verdict is not None else await self.decide_in_thread(plan)
-        try:
-            local = await local_async(plan.subjects[0], plan.transaction)
-        except Exception as exc:  # the host must never crash because the check failed
-            return self.failed(plan, exc)
-        return self.verdict(local) if local is not None else await self.decide_in_thread(plan)
+        """Check without blocking the event loop: the snapshot answer (decided and recorded
+        in microseconds) in the loop, network work (a lookup, or any consortium) in a
+        worker thread."""
+        verdict = self.decide_local(plan)
+        return verdict if verdict is not None else await self.decide_in_thread(plan)
 
     def decide_local(self, plan: Plan) -> Verdict | None:
         """The verdict from the snapshot and cache alone (safe in an event loop), or None

@@ -40,13 +40,6 @@ class Unrecorded:
             return None  # a lookup is needed: check() in a thread raises
         raise OutboxError(FULL, decision=decision)
 
-    async def check_local_async(self, subject: Subject | str,
-                                transaction: Transaction) -> Decision | None:
-        decision = await self.checker.check_local_async(subject, transaction)
-        if decision is None:
-            return None
-        raise OutboxError(FULL, decision=decision)
-
     def check_many(self, subjects: Iterable[Subject | str],
                    transaction: Transaction) -> DecisionGroup:
         raise OutboxError(FULL, decision=self.checker.check_many(subjects, transaction))
