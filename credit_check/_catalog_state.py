@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from credit_check._crypto import catalog_message, verify
+from credit_check._crypto import catalog_message, catalog_message_v2, verify
 from credit_check._datadir import write_private
 from credit_check._exceptions import CatalogError, InvalidServiceData
 from credit_check._models import Catalog
@@ -19,18 +19,33 @@ from credit_check._models import Catalog
 
 @dataclass(frozen=True, slots=True)
 class CatalogState:
-    """A verified catalogue with the ETag and signature it came with."""
+    """A verified catalogue with the ETag and signatures it came with.
+
+    ``serial``, ``epoch`` and ``schema`` come from a protocol v1.1 answer and are covered
+    by ``signature_v2``; a v1 answer has none of them (None).
+    """
 
     catalog: Catalog
     etag: str | None
     signature: str
     raw: dict[str, Any]
+    serial: int | None = None
+    epoch: int | None = None
+    schema: int | None = None
+    signature_v2: str | None = None
+    upgrade_required: bool = False
+
+    @property
+    def signed_v2(self) -> bool:
+        """Whether the answer carried the v1.1 signature over serial and epoch."""
+        return self.signature_v2 is not None
 
     @classmethod
     def from_response(
         cls, body: Any, etag: str | None, key: Ed25519PublicKey
     ) -> CatalogState:
-        """Verify a ``GET /v1/catalog`` answer ``{catalog, signature}``.
+        """Verify a ``GET /v1/catalog`` answer ``{catalog, signature}`` (and, from a v1.1
+        service, ``serial``, ``epoch``, ``schema`` and ``signature_v2``).
 
         Raises:
             InvalidServiceData: malformed, unsigned, wrongly signed, or not a valid catalogue.
@@ -41,15 +56,27 @@ class CatalogState:
         if not isinstance(raw, dict) or not isinstance(signature, str):
             raise InvalidServiceData("catalogue: the answer lacks 'catalog' or 'signature'")
         verify(key, catalog_message(raw), signature, "catalogue")
+        serial = epoch = schema = None
+        signature_v2 = body.get("signature_v2")
+        if signature_v2 is not None:
+            serial, epoch, schema = (_int_field(body, n) for n in ("serial", "epoch", "schema"))
+            if not isinstance(signature_v2, str):
+                raise InvalidServiceData("catalogue: 'signature_v2' is not a string")
+            verify(key, catalog_message_v2(raw, serial=serial, epoch=epoch, schema=schema),
+                   signature_v2, f"catalogue serial {serial}")
         try:
             catalog = Catalog.load(raw)
         except CatalogError as exc:
             raise InvalidServiceData(f"catalogue: signed but invalid: {exc}") from exc
-        return cls(catalog, etag, signature, raw)
+        return cls(catalog, etag, signature, raw, serial, epoch, schema,
+                   signature_v2 if isinstance(signature_v2, str) else None,
+                   body.get("upgrade_required") is True)
 
     def save(self, path: Path) -> None:
         """Persist atomically (mode 0600) with the signature, so :meth:`load` re-verifies."""
-        data = {"catalog": self.raw, "signature": self.signature, "etag": self.etag}
+        data = {"catalog": self.raw, "signature": self.signature, "etag": self.etag,
+                "serial": self.serial, "epoch": self.epoch, "schema": self.schema,
+                "signature_v2": self.signature_v2}
         write_private(path, json.dumps(data, ensure_ascii=False).encode())
 
     @classmethod
@@ -68,3 +95,10 @@ class CatalogState:
             raise InvalidServiceData(f"{path}: not a catalogue file")
         etag = data.get("etag")
         return cls.from_response(data, etag if isinstance(etag, str) else None, key)
+
+
+def _int_field(body: dict[str, Any], name: str) -> int:
+    value = body.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidServiceData(f"catalogue: {name!r} is missing or not an integer")
+    return value

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
+from credit_check._breaker import CircuitBreaker
 from credit_check._cache import LookupCache
 from credit_check._checker_types import CheckerStatus, DecisionGroup
 from credit_check._crypto import feedback_key
@@ -26,9 +27,11 @@ from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transac
 from credit_check._outbox import Outbox
 from credit_check._outbox._backends import POST_CHECK_FILE, Records, open_records
 from credit_check._outbox._pg_outbox import PgOutbox
+from credit_check._outbox._process import SenderProcess, sender_config
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
 from credit_check._postcheck_pg import PgPostCheckQueue
 from credit_check._settings import FallbackPolicy, Settings
+from credit_check._status import data_status
 from credit_check._sync import Syncer
 from credit_check._transport import Transport
 
@@ -59,9 +62,17 @@ class Checker:
     setting names (``base_url``, ``api_key``, ``department``, ``data_dir``, ``fallback``,
     ``encryption_key``, ``service_public_key``, ``feedback``, ``listed_ttl``,
     ``not_listed_ttl``, ``max_stale``, ``cache_size``, ``sync_interval``, ``verify``,
-    ``ca_bundle``, ``pilot_codes``, …).
+    ``ca_bundle``, ``pilot_codes``, ``ready_timeout``, ``max_data_age``,
+    ``breaker_cooldown``, …).
 
     Behaviour worth knowing:
+
+    * The constructor never blocks. Until the first catalogue arrives, :meth:`check` waits
+      for it up to ``ready_timeout`` seconds (less once the service is known to be down);
+      the local checks answer None instead. Without a fresh snapshot (none yet, or its
+      newest signed answer older than ``max_data_age``) subjects are looked up online.
+    * While the service is down a circuit breaker answers lookups with the fallback at
+      once; one probe at a time tries again. See :meth:`status`.
 
     * Lookup answers are cached ``listed_ttl`` seconds (subjects with entries) or
       ``not_listed_ttl`` seconds (none, or a prefix collision); the last answer is kept up
@@ -77,10 +88,12 @@ class Checker:
         on_post_check: called with ``(original, new)`` when a post-check changes the
             outcome or finds a hit (in the one process of the data directory that holds
             the follower role).
-        sender: (also a setting, ``CREDIT_CHECK_SENDER``) run a sender thread here: it
-            delivers the whole data directory's feedback while this process holds the
-            sender role. False for web workers when ``credit-check outbox run`` delivers
-            as a sidecar.
+        sender: (also a setting, ``CREDIT_CHECK_SENDER``) how this process takes part in
+            delivering the data directory's feedback while it holds the sender role:
+            ``"process"`` (the default: in a child process, so delivery never holds the
+            request threads' GIL), ``"thread"`` (in a thread of this process), or
+            ``"off"`` (never here: for web workers when ``credit-check outbox run`` delivers
+            as a sidecar). True and False mean ``"process"`` and ``"off"``.
         clock: the time source for decisions and cache ages (tests).
         start: start the background sync and feedback threads.
         settings: a complete :class:`Settings`; keyword settings override it.
@@ -111,10 +124,13 @@ class Checker:
         verify: bool | None = None,
         ca_bundle: str | None = None,
         pilot_codes: Iterable[str] | str | None = None,
+        ready_timeout: float | None = None,
+        max_data_age: float | None = None,
+        breaker_cooldown: float | None = None,
         on_post_check: Callable[[Decision, Decision], None] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         start: bool = True,
-        sender: bool | None = None,
+        sender: bool | str | None = None,
         outbox_url: str | None = None,
         settings: Settings | None = None,
     ) -> None:
@@ -129,6 +145,8 @@ class Checker:
             "sender": sender, "outbox_url": outbox_url,
             "pilot_codes": tuple(pilot_codes) if isinstance(pilot_codes, (list, set, frozenset))
             else pilot_codes,
+            "ready_timeout": ready_timeout, "max_data_age": max_data_age,
+            "breaker_cooldown": breaker_cooldown,
         }
         if settings is None:
             settings = Settings.explicit(**options)
@@ -147,6 +165,7 @@ class Checker:
             base_url, api_key,
             connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
             verify=settings.verify, ca_bundle=settings.ca_bundle,
+            breaker=CircuitBreaker(cooldown=settings.breaker_cooldown),
         )
         if len(self._department) > _DEPARTMENT_MAX:
             raise ConfigurationError(
@@ -154,6 +173,7 @@ class Checker:
         self._outbox: Outbox | PgOutbox | None = None
         self._queue: PostCheckQueue | PgPostCheckQueue | None = None
         self._records: Records | None = None
+        self._sender_process: SenderProcess | None = None
         try:
             store = DataDir(settings.data_dir)
             key = settings.encryption_key
@@ -161,7 +181,10 @@ class Checker:
             self._syncer = Syncer(self._transport, store,
                                   pinned_key=settings.service_public_key,
                                   interval=settings.sync_interval,
-                                  on_success=self._after_sync)
+                                  max_data_age=settings.max_data_age,
+                                  on_success=self._after_sync,
+                                  timer=(lambda: self._clock().timestamp()) if clock
+                                  else time.time)
             self._syncer.load()
             timer = (lambda: self._clock().timestamp()) if clock else time.monotonic
             self._cache = LookupCache(
@@ -175,10 +198,14 @@ class Checker:
                 syncer=self._syncer, cache=self._cache,
                 lookup=LookupClient(self._transport, retries=settings.lookup_retries),
                 fallback=policy, on_degraded=self._queue_post_check, clock=self._clock,
+                max_stale=settings.max_stale,
             )
             self._outbox = self._records.outbox
-            if self._outbox is not None and settings.sender:
-                self._outbox.attach_sender(self._transport)
+            if self._outbox is not None and settings.sender != "off":
+                delivery = self._outbox.attach_sender(self._transport)
+                if settings.sender == "process" and isinstance(self._outbox, Outbox):
+                    self._sender_process = SenderProcess(
+                        self._outbox, sender_config(settings), delivery.start)
             self._post_checks = PostCheckRunner(
                 self._queue, recheck=self._recheck,
                 record=self._record_post_check if self._outbox is not None else None,
@@ -241,7 +268,10 @@ class Checker:
         """
         if self._pid != os.getpid():
             self._after_fork_in_child()
-        decision = self._engine.decide_one(self._subject(subject), transaction, Mode.NORMAL)
+        parsed = self._subject(subject)
+        if self._syncer.catalog is None:
+            self._await_catalog()
+        decision = self._engine.decide_one(parsed, transaction, Mode.NORMAL)
         assert decision is not None  # NORMAL mode always decides
         if self._outbox is not None:
             self._outbox.write_decision(decision, self._department)
@@ -284,6 +314,7 @@ class Checker:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = [self._subject(s) for s in subjects]
+        self._await_catalog()
         group = DecisionGroup(d for d in self._engine.decide_many(parsed, transaction,
                                                                    Mode.NORMAL) if d is not None)
         if self._outbox is not None:
@@ -302,6 +333,13 @@ class Checker:
         new = self._engine.decide_many([original.subject], original.transaction, Mode.STRICT)[0]
         assert new is not None  # STRICT mode decides or raises
         return new
+
+    def _await_catalog(self) -> None:
+        # Rule 12: before the first catalogue, wait for it (never in an event loop: the
+        # local checks answer None instead). Only a running sync thread can bring it.
+        if self._syncer.catalog is None and self._syncer.thread_alive:
+            self._syncer.wake()
+            self._syncer.wait_catalog(self.settings.ready_timeout)
 
     def _record_post_check(self, original: Decision, new: Decision) -> None:
         assert self._outbox is not None
@@ -362,7 +400,11 @@ class Checker:
     # -- state -------------------------------------------------------------------------
 
     def sync(self) -> bool:
-        """Sync snapshot and catalogue now (and run due post-checks); True on success."""
+        """Sync snapshot and catalogue now (and run due post-checks); True on success.
+
+        While the circuit breaker is open this is the probe: it tries the service at once.
+        """
+        self._transport.breaker.expire_cooldown()
         ok = self._syncer.sync_once()
         if ok:
             self._after_sync()
@@ -373,7 +415,8 @@ class Checker:
 
     @property
     def ready(self) -> bool:
-        """Whether a catalogue and a snapshot are loaded."""
+        """Whether a measure catalogue is present, so checks are decided on it (a missing
+        or stale snapshot only means subjects are looked up online)."""
         return self._syncer.ready.is_set()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -381,7 +424,8 @@ class Checker:
         return self._syncer.ready.wait(timeout)
 
     def status(self) -> CheckerStatus:
-        """The snapshot and catalogue versions, the last error and the queue sizes."""
+        """The snapshot and catalogue versions, data freshness, the breaker, what degrades
+        decisions now, the last error and the queue sizes."""
         syncer, engine = self._syncer, self._engine
         snapshot, catalog = syncer.snapshot, syncer.catalog
         errors = [(syncer.last_error_at or 0.0, syncer.last_error),
@@ -394,7 +438,7 @@ class Checker:
         return CheckerStatus(
             ready=self.ready,
             snapshot_version=snapshot.version if snapshot is not None else None,
-            snapshot_age=(time.time() - syncer.snapshot_at) if syncer.snapshot_at else None,
+            snapshot_age=syncer.data_age() if snapshot is not None else None,
             catalog_version=catalog.catalog.version if catalog is not None else None,
             last_error=last,
             outbox_pending=outbox.pending if outbox is not None else None,
@@ -404,13 +448,16 @@ class Checker:
             outbox_dead_lettered=outbox.dead_lettered if outbox is not None else 0,
             sender_pid=outbox.sender_pid if outbox is not None else None,
             post_check_set_aside=self._queue.set_aside_count(),
+            **data_status(syncer, engine, self._transport),
         )
 
     # -- threads, fork, close ----------------------------------------------------------
 
     def _start_threads(self) -> None:
         self._syncer.start()
-        if self._outbox is not None and self._outbox.sender is not None:
+        if self._sender_process is not None:
+            self._sender_process.start()
+        elif self._outbox is not None and self._outbox.sender is not None:
             self._outbox.sender.start()
 
     def _after_fork_in_child(self) -> None:
@@ -432,12 +479,19 @@ class Checker:
         if self._closed:
             return
         self._closed = True
-        self._syncer.stop()
+        if self._transport.breaker.is_open:
+            timeout = min(timeout, 1.0)  # the service is down: what is pending stays on disk
+        self._syncer.stop(timeout)
         self._release(timeout)
 
     def _release(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        if self._sender_process is not None and isinstance(self._outbox, Outbox):
+            # Our journal first, so the sender process imports all of it before it stops.
+            self._outbox.journal.close()
+            self._sender_process.close(timeout)
         if self._outbox is not None:
-            self._outbox.close(timeout)
+            self._outbox.close(max(0.0, deadline - time.monotonic()))
         if self._records is not None:
             self._records.close()
         elif self._queue is not None:

@@ -30,6 +30,20 @@ class CheckerStatus:
         sender_pid: the process of this data directory that delivers feedback, if any.
         post_check_set_aside: queued degraded decisions that cannot be post-checked (they
             do not decrypt or parse); an error, kept for an operator.
+        stale: the data is stale (rule 12): no snapshot, or its newest signed answer is
+            older than ``max_data_age``; subjects are then looked up online.
+        data_age: seconds since the newest signed answer arrived (the client's clock).
+        stale_reason: why the data is stale, or None.
+        degraded_causes: what currently degrades decisions, each ``"code: explanation"``
+            with code ``no_catalogue``, ``stale_data``, ``breaker_open``,
+            ``withheld:<reason>`` or ``upgrade_required``.
+        breaker: the circuit breaker's state, ``closed``, ``open`` or ``half_open``.
+        catalog_serial: the serial of the catalogue in use (protocol v1.1), if any.
+        epoch: the service's database epoch held (protocol v1.1), if any.
+        freshness_signed: the service signs its answers' ``issued_at`` (v1.1); False for
+            a v1 service, whose freshness is unproven.
+        refused_answers: signed answers refused as older than the data held (lagging
+            instances or replays) since the start.
     """
 
     ready: bool
@@ -44,6 +58,15 @@ class CheckerStatus:
     outbox_dead_lettered: int = 0
     sender_pid: int | None = None
     post_check_set_aside: int = 0
+    stale: bool = False
+    data_age: float | None = None
+    stale_reason: str | None = None
+    degraded_causes: tuple[str, ...] = ()
+    breaker: str = "closed"
+    catalog_serial: int | None = None
+    epoch: int | None = None
+    freshness_signed: bool = False
+    refused_answers: int = 0
 
 
 class DecisionGroup(Sequence[Decision]):

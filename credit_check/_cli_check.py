@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pydantic import ValidationError
 
 from credit_check._exceptions import ConfigurationError, CreditCheckError, InvalidSubjectId
+from credit_check._ids import mask_id
 from credit_check._models import Decision, Outcome, Subject, Transaction
 
 if TYPE_CHECKING:
@@ -48,28 +48,12 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
-def _ready_timeout() -> float:
-    raw = os.environ.get("CREDIT_CHECK_READY_TIMEOUT", "10")
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < float("inf"):  # also refuses nan
-        raise ConfigurationError(f"CREDIT_CHECK_READY_TIMEOUT: {raw!r} is not a number of "
-                                 "seconds (0 or more)")
-    return value
-
-
 def _open_checker() -> Checker:
     from credit_check._checker import Checker
 
-    # Read before the checker starts its threads, so a bad value fails with nothing to close.
-    timeout = _ready_timeout()
-    checker = Checker.from_env()
-    # A fresh process has no snapshot or catalogue yet; give the first sync a moment
-    # rather than deciding everything on the degraded fallback.
-    checker.wait_ready(timeout=timeout)
-    return checker
+    # A fresh process has no catalogue yet: check() waits for the first one up to
+    # CREDIT_CHECK_READY_TIMEOUT (less when the service is known to be down).
+    return Checker.from_env()
 
 
 def _transaction(args: argparse.Namespace) -> Transaction:
@@ -86,7 +70,9 @@ def print_decision(d: Decision, out: TextIO) -> None:
     """A human-readable Decision, natural persons' ids masked."""
     subject = d.subject
     label = f"{subject.masked_id}" + (f" {subject.name}" if subject.name else "")
-    flag = "  [DEGRADED: list service unreachable]" if d.degraded else ""
+    # Degraded: the service could not answer, or withheld what the scenario needs; the
+    # reasons say which.
+    flag = "  [DEGRADED: see the reasons]" if d.degraded else ""
     print(f"{d.outcome.value.upper():<14} {label}{flag}", file=out)
     print(f"  decision {d.decision_id}  catalogue {d.catalog_version or '-'}  "
           f"data {d.data_version or '-'}  at {d.decided_at.isoformat()}", file=out)
@@ -195,10 +181,9 @@ def _progress(done: int, total: int, started: float, out: TextIO) -> None:
 
 def _report_row(row: _Row, d: Decision | None) -> dict[str, Any]:
     if d is None:
-        from credit_check._ids import mask_id
-
-        return {"row": row.number, "id": mask_id(row.raw) if row.raw.isdigit() else row.raw,
-                "outcome": "invalid", "error": row.error}
+        # Not a valid USCC, so possibly a mistyped id number: never echoed in clear.
+        return {"row": row.number, "id": mask_id(row.raw), "outcome": "invalid",
+                "error": row.error}
     return {
         "row": row.number,
         "id": d.subject.masked_id,
@@ -290,8 +275,8 @@ def check_file(args: argparse.Namespace) -> int:
         parts = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         print(f"checked {len(rows)} rows in {time.monotonic() - started:.1f} s: {parts}")
         if summary["degraded"]:
-            print(f"{summary['degraded']} decided on the degraded fallback (service unreachable); "
-                  "they are queued for a post-check")
+            print(f"{summary['degraded']} decided degraded (service unreachable, stale data or "
+                  "entries withheld from this key)")
         if args.out:
             print(f"report written to {args.out}")
     return EXIT_CODES[worst] if decided else (EXIT_BAD_INPUT if rows else 0)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from credit_check._breaker import CircuitOpen
 from credit_check._cache import LookupCache
 from credit_check._exceptions import InvalidSubjectId, OutboxError, ServiceError, ServiceUnavailable
 from credit_check._ids import validate_id_number
@@ -27,11 +28,20 @@ from credit_check._models import (
     SubjectLookup,
     Target,
     Transaction,
+    Withheld,
     to_cst_datetime,
     trusted,
 )
-from credit_check._rules import clean_years, decide, fallback_decision, time_signature
+from credit_check._rules import (
+    clean_years,
+    decide,
+    fallback_decision,
+    time_signature,
+    withheld_cause,
+    withheld_targets,
+)
 from credit_check._settings import FallbackPolicy
+from credit_check._snapshot import SnapshotState
 from credit_check._sync import Syncer
 
 logger = logging.getLogger("credit_check")
@@ -50,6 +60,12 @@ class _Answer:
 
 
 _CLEAR = _Answer(None)
+_STALE_CLEAR = _Answer(None, stale=True)
+
+
+def _cause(exc: ServiceError) -> str:
+    # Shown in the fallback's reasons: short, and naming an open breaker as such.
+    return "circuit open" if isinstance(exc, CircuitOpen) else type(exc).__name__
 
 # Rulebook results kept for reuse; cleared whole when full (they are cheap to rebuild).
 MEMO_SIZE = 4096
@@ -119,6 +135,7 @@ class Engine:
         fallback: FallbackPolicy,
         on_degraded: Callable[[Decision], None],
         clock: Callable[[], dt.datetime],
+        max_stale: float = 6 * 3600.0,
     ) -> None:
         self._syncer = syncer
         self._cache = cache
@@ -126,10 +143,14 @@ class Engine:
         self._fallback = fallback
         self._on_degraded = on_degraded
         self._clock = clock
+        self._max_stale = max_stale
         self._plan: _Plan | None = None
         self._memo: dict[tuple[object, ...], _Memo] = {}
         self.last_error: str | None = None
         self.last_error_at: float | None = None
+        # Withholding reasons seen (rule 11) -> when first seen; cleared when a person is
+        # shown in full again.
+        self.withheld_causes: dict[str, float] = {}
 
     def _plan_for(self, catalog: Catalog) -> _Plan:
         plan = self._plan
@@ -140,7 +161,10 @@ class Engine:
     def decide_one(self, subject: Subject, transaction: Transaction, mode: Mode) -> Decision | None:
         """One subject; the hot path for a not-listed subject does no I/O and no lock."""
         state = self._syncer.catalog
-        snapshot = self._syncer.snapshot
+        now = self._clock()
+        # A stale snapshot (rule 12) is no answer: the subject is looked up online.
+        syncer = self._syncer
+        snapshot = syncer.snapshot if now < syncer.fresh_until_at else None
         if state is not None and snapshot is not None:
             plan = self._plan_for(state.catalog)
             scenario = transaction.scenario
@@ -163,12 +187,13 @@ class Engine:
                     "degraded": False,
                     "catalog_version": state.catalog.version,
                     "data_version": str(snapshot.version),
-                    "decided_at": self._clock(),
+                    "decided_at": now,
                 }, set(_DECISION_FIELDS))
-        return self.decide_many([subject], transaction, mode)[0]
+        return self.decide_many([subject], transaction, mode, now)[0]
 
     def decide_many(
-        self, subjects: Sequence[Subject], transaction: Transaction, mode: Mode
+        self, subjects: Sequence[Subject], transaction: Transaction, mode: Mode,
+        now: dt.datetime | None = None,
     ) -> list[Decision | None]:
         """Decide each subject with one lookup round trip for all that need one (plus one
         for legal representatives that only the service named).
@@ -176,9 +201,11 @@ class Engine:
         Raises:
             ServiceError: only in ``Mode.STRICT``, when the service cannot answer.
         """
-        now = self._clock()
+        now = self._clock() if now is None else now
         state = self._syncer.catalog
         if state is None:
+            if mode is Mode.LOCAL:
+                return [None] * len(subjects)  # the caller goes to a thread, which waits
             if mode is Mode.STRICT:
                 raise ServiceUnavailable("no measure catalogue is available yet")
             why = "尚无措施目录 / no measure catalogue yet"
@@ -197,7 +224,7 @@ class Engine:
             if want_rep and s.kind is SubjectKind.ORGANIZATION and s.legal_representative:
                 reps[s.id] = s.legal_representative
                 ids.append(s.legal_representative.id)
-        answers, failure = self._resolve(ids, clean_ids, mode)
+        answers, failure = self._resolve(ids, clean_ids, mode, now)
         if want_rep:
             found = {}
             for s in subjects:
@@ -207,7 +234,7 @@ class Engine:
                     if rep is not None and rep.id not in answers:
                         found[rep.id] = rep
             if found:
-                more, more_cause = self._resolve(list(found), set(), mode)
+                more, more_cause = self._resolve(list(found), set(), mode, now)
                 answers.update(more)
                 failure = failure or more_cause
         decisions: list[Decision | None] = []
@@ -242,6 +269,9 @@ class Engine:
         data_version = (lookup.data_version if lookup
                         else str(snapshot.version) if snapshot else None)
         scenario = transaction.scenario
+        hidden = (withheld_targets(catalog, scenario, self._withheld(lookup, rep_lookup))
+                  if self.withheld_causes or (lookup is not None and lookup.withheld)
+                  or (rep_lookup is not None and rep_lookup.withheld) else ())
         # The rulebook's answer changes only with its inputs and the time signature, so a
         # listed subject checked again on the same cached answer reuses the content.
         sig = time_signature(entries, rep_entries, clean_since,
@@ -255,7 +285,8 @@ class Engine:
                 "decision_id": new_decision_id(), "outcome": made.outcome, "subject": s,
                 "transaction": transaction, "measures": list(made.measures),
                 "matches": list(made.matches), "reasons": list(made.reasons),
-                "remedy": made.remedy, "degraded": stale, "catalog_version": catalog.version,
+                "remedy": made.remedy, "degraded": stale or bool(hidden),
+                "catalog_version": catalog.version,
                 "data_version": data_version, "decided_at": to_cst_datetime(now),
             }, set(_DECISION_FIELDS))
         else:
@@ -270,14 +301,46 @@ class Engine:
                 clean_since=clean_since,
                 data_version=data_version,
                 degraded=stale,
+                withheld=hidden,
+                fallback=self._fallback.outcome(scenario),
             )
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
             self._memo[key] = _Memo(catalog, lookup, rep_lookup, decision)
         if stale:
             # Decided on an answer kept from before the outage: verify it when possible.
+            # (A withheld role alone is not queued: a re-check would be withheld again.)
             self._enqueue(decision)
         return decision
+
+    def _withheld(self, lookup: SubjectLookup | None,
+                  rep_lookup: SubjectLookup | None) -> list[Withheld]:
+        """The withheld roles of both answers, as roles of this decision; each cause is
+        logged once (and kept for status()) while it lasts."""
+        roles = list(lookup.withheld) if lookup is not None else []
+        if rep_lookup is not None:
+            # The representative's own answer is about that person as its subject.
+            roles += [w.model_copy(update={"role": Target.LEGAL_REPRESENTATIVE.value})
+                      for w in rep_lookup.withheld if w.role == "subject"]
+        for answer in (lookup, rep_lookup):
+            if answer is not None:
+                self._note_withheld(answer)
+        return roles
+
+    def _note_withheld(self, answer: SubjectLookup) -> None:
+        for w in answer.withheld:
+            if w.reason not in self.withheld_causes:
+                self.withheld_causes[w.reason] = time.time()
+                zh, en = withheld_cause(w.reason)
+                logger.warning("the list service withholds entries from this key: %s / %s "
+                               "(reason %r); checks whose scenario targets such a role get "
+                               "the fallback, at least review, degraded", zh, en, w.reason)
+        if self.withheld_causes and not answer.withheld and (
+                answer.subject.kind is SubjectKind.PERSON
+                or answer.subject.legal_representative is not None):
+            # A person was shown in full: the key may now see persons.
+            logger.info("the list service shows natural persons' entries to this key again")
+            self.withheld_causes.clear()
 
     def _named_rep(self, answer: _Answer | None) -> Subject | None:
         if answer is None or answer.lookup is None:
@@ -294,9 +357,9 @@ class Engine:
                                        legal_representative=None)
 
     def _resolve(
-        self, ids: Iterable[str], clean_ids: set[str], mode: Mode
+        self, ids: Iterable[str], clean_ids: set[str], mode: Mode, now: dt.datetime
     ) -> tuple[dict[str, _Answer], str | None]:
-        snapshot = self._syncer.snapshot
+        snapshot = self._syncer.usable_snapshot_at(now)
         answers: dict[str, _Answer] = {}
         todo: list[str] = []
         for sid in dict.fromkeys(ids):
@@ -314,20 +377,35 @@ class Engine:
             fresh = self._lookup.lookup_many(todo)
         except ServiceError as exc:
             self.last_error, self.last_error_at = f"lookup: {exc}", time.time()
-            logger.warning("credit list lookup failed for %d subject(s): %s", len(todo), exc)
+            # While the breaker is open the outage was logged once already.
+            logger.log(logging.DEBUG if isinstance(exc, CircuitOpen) else logging.WARNING,
+                       "credit list lookup failed for %d subject(s): %s", len(todo), exc)
+            old = self._stale_snapshot(now)
             for sid in todo:
                 stale = self._cache.get_stale(sid) if mode is not Mode.STRICT else None
                 if stale is not None:
                     answers[sid] = _Answer(stale, stale=True)
-                elif mode is not Mode.STRICT and snapshot is not None \
-                        and not snapshot.contains(sid):
+                elif mode is Mode.STRICT:
+                    continue
+                elif snapshot is not None and not snapshot.contains(sid):
                     # Only clean_since was wanted: decide without the clean-record reward.
                     answers[sid] = _CLEAR
-            return answers, type(exc).__name__
+                elif old is not None and not old.contains(sid):
+                    # Stale data is better than none, but only as a degraded answer that
+                    # is post-checked (rule 12).
+                    answers[sid] = _STALE_CLEAR
+            return answers, _cause(exc)
         for sid, answer in fresh.items():
             self._cache.put(sid, answer)
             answers[sid] = _Answer(answer)
         return answers, None
+
+    def _stale_snapshot(self, now: dt.datetime) -> SnapshotState | None:
+        """The snapshot while it is stale but younger than ``max_stale``."""
+        snapshot, age = self._syncer.snapshot, self._syncer.data_age()
+        if snapshot is None or age is None or age > self._max_stale:
+            return None
+        return snapshot
 
     def _fall_back(
         self, s: Subject, transaction: Transaction, now: dt.datetime,

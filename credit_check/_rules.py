@@ -5,7 +5,7 @@ a Decision. No I/O and no clock of its own: the caller hands it ``now``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from credit_check._ids import mask_id
@@ -24,6 +24,7 @@ from credit_check._models import (
     SubjectKind,
     Target,
     Transaction,
+    Withheld,
 )
 
 _EFFECT_OUTCOME = {
@@ -40,6 +41,32 @@ _OUTCOME_WORDS = {
     Outcome.ALLOW: "正常办理 / proceed",
     Outcome.GREEN_CHANNEL: "绿色通道 / green channel",
 }
+
+
+# Why the service withheld a role (§9.1), as the reasons and the status say it.
+WITHHELD_CAUSES = {
+    "key_not_allowed_persons": ("本部门密钥无权查看自然人信用信息",
+                                "this department key may not see natural persons' entries"),
+}
+_ROLE_WORDS = {
+    "subject": ("主体", "the subject"),
+    "legal_representative": ("法定代表人", "the legal representative"),
+}
+
+
+def withheld_cause(reason: str) -> tuple[str, str]:
+    """The cause of a withholding in Chinese and English (an unknown reason is named)."""
+    return WITHHELD_CAUSES.get(
+        reason, (f"服务未提供相关信息（{reason or '未说明'}）",
+                 f"the service withheld it ({reason or 'no reason given'})"))
+
+
+def withheld_targets(catalog: Catalog, scenario: Scenario,
+                     withheld: Iterable[Withheld]) -> tuple[Withheld, ...]:
+    """The withheld roles that a measure of ``scenario`` targets (rule 11); a role that no
+    measure of the scenario targets cannot change the decision and is left out."""
+    targeted = {str(m.target) for m in catalog.measures if scenario in m.scenarios}
+    return tuple(dict.fromkeys(w for w in withheld if w.role in targeted))
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +192,8 @@ def decide(
     clean_since: dt.datetime | None = None,
     data_version: str | None = None,
     degraded: bool = False,
+    withheld: Collection[Withheld] = (),
+    fallback: Outcome = Outcome.REVIEW,
 ) -> Decision:
     """Apply the rulebook to one subject.
 
@@ -180,6 +209,10 @@ def decide(
         clean_since: start of the subject's clean record, for clean-record green channels.
         data_version: the list data version the entries were read at.
         degraded: whether the entries may be incomplete (stale data); carried to the Decision.
+        withheld: roles whose entries the service withheld and that a measure of this
+            scenario targets (:func:`withheld_targets`). Rule 11: the outcome is then never
+            ALLOW or GREEN_CHANNEL but at least ``fallback`` and REVIEW, and degraded.
+        fallback: the scenario's fallback outcome (rule 9), for ``withheld``.
 
     Returns:
         The Decision: outcome, applied measures, matched entries and bilingual reasons.
@@ -203,6 +236,8 @@ def decide(
         if scenario not in m.scenarios:
             continue
         if m.effect is Effect.GREEN_CHANNEL:
+            if withheld:
+                continue  # no reward on what we were not shown (rule 11)
             grant = _green_channel(m, judged, clean_since, now)
             if grant is None:
                 continue
@@ -247,7 +282,11 @@ def decide(
     reasons.extend(_measure_reason(a) for a in applied)
     outcome = Outcome.most_severe(_EFFECT_OUTCOME[a.effect] for a in applied)
     matches = [j.entry for j in judged] + [e for e in rep_hits if e not in (j.entry for j in judged)]
-    if not applied:
+    if withheld:
+        outcome = Outcome.most_severe((outcome, fallback, Outcome.REVIEW))
+        degraded = True
+        reasons.extend(_withheld_reason(w, outcome) for w in withheld)
+    elif not applied:
         if judged:
             reasons.append(
                 "上述名单记录在本场景下无目录规定的措施，正常办理。 / No catalogue measure applies "
@@ -275,6 +314,17 @@ def decide(
         catalog_version=catalog.version,
         data_version=data_version,
         decided_at=now,
+    )
+
+
+def _withheld_reason(w: Withheld, outcome: Outcome) -> str:
+    zh, en = withheld_cause(w.reason)
+    who_zh, who_en = _ROLE_WORDS.get(w.role, (w.role, w.role))
+    return (
+        f"{zh}：服务未提供{who_zh}的名单信息，本场景的措施涉及{who_zh}，不能视为无记录，"
+        f"按降级规则处理：{_OUTCOME_WORDS[outcome]}。 / The service withheld the entries of "
+        f"{who_en} ({en}); this scenario's measures target {who_en}, so the subject cannot "
+        f"be taken as clean: the fallback ({outcome.value}) applies."
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextvars
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -25,6 +25,16 @@ DEFAULT_DATA_DIR = "~/.credit-check"
 _EXPLICIT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("explicit", default=False)
 _FALLBACK_OUTCOMES = {o.value: o for o in (Outcome.DENY, Outcome.REVIEW, Outcome.RESTRICT,
                                           Outcome.ALLOW)}
+
+
+def _sender_mode(value: Any) -> Any:
+    # CREDIT_CHECK_SENDER=true/false (and True/False) still mean "deliver" / "don't".
+    text = str(value).strip().lower()
+    if value is True or text in {"true", "yes", "on", "1"}:
+        return "process"
+    if value is False or text in {"false", "no", "off", "0", "none"}:
+        return "off"
+    return text
 
 
 def _split_codes(value: Any) -> Any:
@@ -52,7 +62,8 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = None
     service_public_key: str | None = None
     feedback: bool = True
-    sender: bool = True
+    sender: Annotated[Literal["process", "thread", "off"],
+                      BeforeValidator(_sender_mode)] = "process"
     # postgresql://…: the outbox and post-check queue in that database, shared by every host
     outbox_url: SecretStr | None = None
     listed_ttl: float = Field(default=60.0, gt=0)
@@ -65,6 +76,9 @@ class Settings(BaseSettings):
     lookup_retries: int = Field(default=1, ge=0, le=5)
     verify: bool = True
     ca_bundle: str | None = None
+    ready_timeout: float = Field(default=10.0, ge=0, allow_inf_nan=False)
+    max_data_age: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
+    breaker_cooldown: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     pilot_codes: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_codes)] = ()
 
     @classmethod

@@ -9,11 +9,11 @@ import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from credit_check._crypto import b64d, id_prefix, snapshot_message, verify
+from credit_check._crypto import b64d, id_prefix, snapshot_message, snapshot_message_v2, verify
 from credit_check._datadir import write_private
 from credit_check._exceptions import InvalidServiceData
 from credit_check._prefixes import PrefixSet, unpack
@@ -28,6 +28,24 @@ class SnapshotChecksumMismatch(InvalidServiceData):
     """A delta did not add up to the set the service signed: resync in full."""
 
 
+class SnapshotRollback(InvalidServiceData):
+    """A validly signed answer older than the state held (a lagging instance or a replay),
+    or from a lower epoch: ignored, the current state keeps serving."""
+
+
+class EpochRaised(InvalidServiceData):
+    """The answer comes from a higher database epoch (a restored backup): resync in full."""
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """The v1.1 fields of a snapshot answer, verified by its ``signature_v2``."""
+
+    issued_at: str
+    catalog_serial: int
+    epoch: int
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotState:
     """One verified version of the prefix set. Immutable: updates build a new state."""
@@ -36,6 +54,8 @@ class SnapshotState:
     checksum: str
     signature: str
     prefixes: PrefixSet
+    # From the answer that produced this state, when it was a v1.1 answer.
+    signed: Signed | None = None
 
     @classmethod
     def empty(cls) -> SnapshotState:
@@ -49,15 +69,27 @@ class SnapshotState:
     def __len__(self) -> int:
         return len(self.prefixes)
 
-    def apply(self, body: dict[str, Any], key: Ed25519PublicKey) -> SnapshotState:
+    @property
+    def epoch(self) -> int | None:
+        return self.signed.epoch if self.signed is not None else None
+
+    def apply(self, body: dict[str, Any], key: Ed25519PublicKey, *,
+              require_v2: bool = False) -> SnapshotState:
         """Verify a full or delta answer and return the resulting state.
 
         Nothing changes on failure: the caller keeps serving ``self``.
 
+        Args:
+            require_v2: refuse an answer without ``signature_v2`` (once the service has
+                signed its freshness, an answer without it could be a replay).
+
         Raises:
             SnapshotChecksumMismatch: a delta's result does not match the signed checksum.
-            InvalidServiceData: a malformed answer, a bad signature, an older version than
-                the one held (a replay), or a delta from another version.
+            SnapshotRollback: an older version than the one held in the same epoch, or a
+                lower epoch.
+            EpochRaised: a higher epoch than the one held.
+            InvalidServiceData: a malformed answer, a bad signature, a missing
+                ``signature_v2`` when required, or a delta from another version.
         """
         try:
             version = body["version"]
@@ -70,10 +102,19 @@ class SnapshotState:
             raise InvalidServiceData("snapshot: version, checksum or signature has a wrong type")
         # Verify the signature before any expensive work on unauthenticated data.
         verify(key, snapshot_message(version, checksum), signature, f"snapshot version {version}")
+        signed = _verify_v2(body, key, version, checksum, require_v2)
+        if signed is not None and self.epoch is not None and signed.epoch != self.epoch:
+            if signed.epoch < self.epoch:
+                raise SnapshotRollback(
+                    f"snapshot: epoch {signed.epoch} is lower than the epoch {self.epoch} held; "
+                    "refused, keeping the current snapshot"
+                )
+            raise EpochRaised(f"snapshot: the service's epoch rose from {self.epoch} to "
+                              f"{signed.epoch} (a restored database)")
         if version < self.version:
-            raise InvalidServiceData(
+            raise SnapshotRollback(
                 f"snapshot: version {version} is older than the version {self.version} held "
-                "(a replayed answer); keeping the current snapshot"
+                "(a lagging instance or a replayed answer); keeping the current snapshot"
             )
         if full:
             data = _field_bytes(body, "prefixes")
@@ -82,7 +123,7 @@ class SnapshotState:
             actual = prefixes.checksum()
             if actual != checksum:
                 raise InvalidServiceData(f"snapshot version {version}: checksum mismatch")
-            return SnapshotState(version, checksum, signature, prefixes)
+            return SnapshotState(version, checksum, signature, prefixes, signed)
         since = body.get("since")
         if since != self.version:
             raise InvalidServiceData(
@@ -96,7 +137,7 @@ class SnapshotState:
             raise SnapshotChecksumMismatch(
                 f"snapshot delta {since}→{version}: the resulting set's checksum does not match"
             )
-        return SnapshotState(version, checksum, signature, prefixes)
+        return SnapshotState(version, checksum, signature, prefixes, signed)
 
     def save(self, path: Path) -> None:
         """Write the state atomically (mode 0600) in a format :meth:`load` re-verifies."""
@@ -104,6 +145,8 @@ class SnapshotState:
         header = json.dumps({
             "version": self.version, "checksum": self.checksum, "signature": self.signature,
             "count": len(self.prefixes), "byteorder": sys.byteorder, "offsets": len(offsets),
+            "signed": [self.signed.issued_at, self.signed.catalog_serial, self.signed.epoch]
+            if self.signed else None,
         }).encode()
         write_private(path, b"".join(
             (MAGIC, _HEADER_LEN.pack(len(header)), header, offsets, third, fourth)
@@ -128,7 +171,10 @@ class SnapshotState:
             version, checksum, signature = header["version"], header["checksum"], header["signature"]
             n_offsets, count = int(header["offsets"]), int(header["count"])
             byteorder = header["byteorder"]
-        except (ValueError, KeyError, TypeError):
+            # Informational (the epoch held); freshness itself is kept in freshness.json.
+            extra = header.get("signed")
+            signed = Signed(str(extra[0]), int(extra[1]), int(extra[2])) if extra else None
+        except (ValueError, KeyError, TypeError, IndexError):
             raise InvalidServiceData(f"{path}: the snapshot header is damaged") from None
         if byteorder != sys.byteorder:
             raise InvalidServiceData(f"{path}: written on a machine of another byte order")
@@ -139,7 +185,38 @@ class SnapshotState:
         verify(key, snapshot_message(version, checksum), signature, f"{path}")
         if prefixes.checksum() != checksum:
             raise InvalidServiceData(f"{path}: the prefixes do not match the signed checksum")
-        return cls(version, checksum, signature, prefixes)
+        return cls(version, checksum, signature, prefixes, signed)
+
+
+def _verify_v2(body: dict[str, Any], key: Ed25519PublicKey, version: int, checksum: str,
+               required: bool) -> Signed | None:
+    signature_v2 = body.get("signature_v2")
+    if signature_v2 is None:
+        if required:
+            raise InvalidServiceData(
+                f"snapshot version {version}: no signature_v2, but the service has signed "
+                "its freshness before; refused (a replayed or downgraded answer)"
+            )
+        return None
+    issued_at, serial, epoch = body.get("issued_at"), body.get("catalog_serial"), body.get("epoch")
+    since, changed, lifted = body.get("since"), body.get("changed", ""), body.get("lifted", [])
+    if (not isinstance(signature_v2, str) or not isinstance(issued_at, str)
+            or not _is_int(serial) or not _is_int(epoch)
+            or not (since is None or _is_int(since)) or not isinstance(changed, str)
+            or not isinstance(lifted, list) or not all(isinstance(i, str) for i in lifted)):
+        raise InvalidServiceData(
+            f"snapshot version {version}: signature_v2, issued_at, catalog_serial, epoch, "
+            "since, changed or lifted is missing or has a wrong type"
+        )
+    message = snapshot_message_v2(version=version, checksum=checksum, issued_at=issued_at,
+                                  catalog_serial=serial, epoch=epoch, since=since,
+                                  changed=changed, lifted=lifted)
+    verify(key, message, signature_v2, f"snapshot version {version} (signature_v2)")
+    return Signed(issued_at, serial, epoch)
+
+
+def _is_int(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _field_bytes(body: dict[str, Any], name: str) -> bytes:

@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from credit_check._breaker import CircuitBreaker, CircuitOpen
 from credit_check._exceptions import (
     ConfigurationError,
     InvalidServiceData,
@@ -28,6 +29,8 @@ logger = logging.getLogger("credit_check.transport")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 USER_AGENT = "credit-check/0.1"
+# The catalogue schema this SDK understands (protocol v1.1, DESIGN §9.0).
+CATALOG_SCHEMA = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,9 @@ class Transport:
         verify: verify TLS certificates (default). False needs to be asked for and logs a
             warning.
         ca_bundle: a CA bundle file to verify against instead of the system store.
+        breaker: the circuit breaker every attempt goes through (rule 9); a default one
+            when not given. Each attempt that cannot reach the service counts as a
+            failure; a call answered 5xx/429 counts once, after its retries.
     """
 
     def __init__(
@@ -91,6 +97,7 @@ class Transport:
         verify: bool = True,
         ca_bundle: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise ConfigurationError(
@@ -114,6 +121,7 @@ class Transport:
         self._max_backoff = max_backoff
         self._verify: bool | str = ca_bundle if (verify and ca_bundle) else verify
         self._sleep = sleep
+        self.breaker = breaker or CircuitBreaker()
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._session = self._new_session()
@@ -123,6 +131,7 @@ class Transport:
         session.headers["Authorization"] = f"Bearer {self._api_key}"
         session.headers["User-Agent"] = USER_AGENT
         session.headers["Accept"] = "application/json"
+        session.headers["X-Credit-Check-Schema"] = str(CATALOG_SCHEMA)
         session.verify = self._verify
         return session
 
@@ -169,7 +178,16 @@ class Transport:
         cause: Exception | None = None
         if content is not None:
             headers = {**(headers or {}), "Content-Type": "application/json"}
+        breaker = self.breaker
         for attempt in range(attempts):
+            if not breaker.allow():
+                # Rule 9: while the service is known to be down, fail at once.
+                why = f"; last: {last}" if last else ""
+                raise CircuitOpen(
+                    f"list service at {self.base_url} unavailable: circuit open after "
+                    f"repeated failures, next probe in {breaker.retry_in:.1f} s "
+                    f"({method} {shown} not sent{why})"
+                ) from cause
             wait: float | None = None
             try:
                 resp = self._current_session().request(
@@ -177,17 +195,24 @@ class Transport:
                     timeout=self._timeout,
                 )
             except requests.exceptions.SSLError as exc:
+                self._failed()
                 raise ServiceUnavailable(
                     f"TLS to {self.base_url} failed: {type(exc).__name__}; check "
                     "CREDIT_CHECK_CA_BUNDLE or the service certificate"
                 ) from exc
             except requests.exceptions.RequestException as exc:
+                self._failed(timed_out=isinstance(exc, requests.exceptions.Timeout))
                 last = f"{type(exc).__name__} calling {method} {shown}"
                 cause = exc
+            except BaseException:
+                breaker.release()
+                raise
             else:
                 if resp.status_code in ok:
+                    self._answered()
                     return Response(resp.status_code, resp.headers, self._parse(resp, shown))
                 if resp.status_code not in RETRY_STATUSES and resp.status_code < 500:
+                    self._answered()  # the service is up; our request was wrong
                     raise ServiceRejected(
                         f"{method} {shown} was refused with {resp.status_code}: "
                         f"{_problem_detail(resp) or resp.reason}",
@@ -196,10 +221,26 @@ class Transport:
                 last = f"{method} {shown} answered {resp.status_code}"
                 cause = None
                 wait = retry_after_seconds(resp.headers.get("Retry-After"))
-            if attempt + 1 < attempts:
+            if attempt + 1 < attempts and not breaker.is_open:
                 self._sleep(self._delay(attempt, wait))
+        if cause is None:
+            # A 5xx/429 counts once, after the retries: an endpoint that fails while the
+            # others answer must not cut the whole service off. An unreachable service
+            # counts every attempt, so one failed call can open the breaker.
+            self._failed()
         # Chain the last network error so a traceback shows what really happened.
         raise ServiceUnavailable(f"list service at {self.base_url} unavailable: {last}") from cause
+
+    def _failed(self, *, timed_out: bool = False) -> None:
+        if self.breaker.failure(timed_out=timed_out):
+            logger.warning(
+                "list service at %s unreachable: circuit breaker open; calls fail at once "
+                "(checks get the fallback) until a probe gets through", self.base_url)
+
+    def _answered(self) -> None:
+        if self.breaker.success():
+            logger.info("list service at %s answers again: circuit breaker closed",
+                           self.base_url)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -1,8 +1,13 @@
 """A scriptable list service for unit tests, served through ``responses``: signed
-snapshots (full and delta) and catalogues, lookups, feedback, and switchable failures."""
+snapshots (full and delta) and catalogues, lookups, feedback, and switchable failures.
+
+It speaks protocol v1.1 (capabilities, ``signature_v2`` with ``issued_at``, catalogue
+``serial`` and ``epoch``, ``withheld``) unless ``v1`` is set; ``frozen`` replays a recorded
+answer for a path kind, as a replaying proxy would."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from importlib import resources
@@ -15,10 +20,12 @@ from credit_check._crypto import (
     Signer,
     b64e,
     catalog_message,
+    catalog_message_v2,
     id_prefix,
     pack_prefixes,
     prefix_checksum,
     snapshot_message,
+    snapshot_message_v2,
 )
 from credit_check._ids import detect_kind
 
@@ -68,9 +75,21 @@ class FakeService:
         self.modes: dict[str, Any] = {}
         self.calls: dict[str, int] = {}
         self.feedback: list[dict[str, Any]] = []
+        # Protocol v1.1: False answers as a wave-1 service (no capabilities, no v2 fields).
+        self.v1 = False
+        self.epoch = 1
+        self.serial = 1
+        self.schema = 2
+        self.upgrade_required = False
+        self.allow_persons = True
+        self.issued = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        # path kind -> the last answer given; frozen: path kind -> an answer to replay.
+        self.last: dict[str, tuple[int, dict[str, str], Any]] = {}
+        self.frozen: dict[str, tuple[int, dict[str, str], Any]] = {}
         self.publish()
         for method, pattern, kind in (
             ("GET", r"/v1/keys$", "keys"), ("GET", r"/v1/catalog$", "catalog"),
+            ("GET", r"/v1/capabilities$", "capabilities"),
             ("GET", r"/v1/snapshot(\?.*)?$", "snapshot"), ("GET", r"/v1/subjects/[^/]+$", "lookup"),
             ("POST", r"/v1/subjects:batch$", "batch"), ("POST", r"/v1/feedback$", "feedback"),
         ):
@@ -95,6 +114,16 @@ class FakeService:
         self.version += 1
         self.versions[self.version] = self.prefixes()
 
+    def set_catalog(self, catalog: dict[str, Any]) -> None:
+        """Replace the catalogue, as an accepted admin PUT does (the serial goes up)."""
+        self.catalog = catalog
+        self.serial += 1
+
+    def issued_at(self) -> str:
+        # Every answer is issued a second after the one before, on the service's clock.
+        self.issued += dt.timedelta(seconds=1)
+        return self.issued.isoformat()
+
     # -- answers -----------------------------------------------------------------------
 
     def _handler(self, kind: str) -> Any:
@@ -108,7 +137,11 @@ class FakeService:
                 return mode, headers, json.dumps({"detail": f"scripted {mode}"})
             if mode == "garbage":
                 return 200, {}, "{not json"
-            status, headers, body = getattr(self, "_" + kind)(request)
+            if kind in self.frozen:
+                status, headers, body = self.frozen[kind]
+            else:
+                status, headers, body = getattr(self, "_" + kind)(request)
+                self.last[kind] = (status, headers, body)
             if mode == "schema":
                 body = {"unexpected": True}
             return status, headers, "" if body is None else json.dumps(body)
@@ -118,14 +151,42 @@ class FakeService:
         return 200, {}, {"keys": [{"kid": "k1", "alg": "Ed25519",
                                    "public_key": self.signer.public_key}]}
 
+    def _capabilities(self, request: requests.PreparedRequest) -> Any:
+        if self.v1:
+            return 404, {}, {"detail": "not found"}
+        return 200, {}, {"protocol": "1.1", "catalog_schema": self.schema, "epoch": self.epoch,
+                         "record_kinds": ["decision", "outcome", "post_check"],
+                         "receipts": False,
+                         "key": {"key_id": "k_1", "department": "d",
+                                 "allow_persons": self.allow_persons}}
+
     def _catalog(self, request: requests.PreparedRequest) -> Any:
-        etag = f'"{self.catalog["version"]}-x"'
+        etag = f'"{self.catalog["version"]}-{self.serial}-{self.epoch}"'
         if request.headers.get("If-None-Match") == etag:
             return 304, {"ETag": etag}, None
         sig = self.signer.sign(catalog_message(self.catalog))
         if self.modes.get("catalog_sig") == "badsig":
             sig = self.signer.sign(b"something else")
-        return 200, {"ETag": etag}, {"catalog": self.catalog, "signature": sig}
+        body: dict[str, Any] = {"catalog": self.catalog, "signature": sig}
+        if not self.v1:
+            body |= {"serial": self.serial, "epoch": self.epoch, "schema": self.schema,
+                     "signature_v2": self.signer.sign(catalog_message_v2(
+                         self.catalog, serial=self.serial, epoch=self.epoch,
+                         schema=self.schema))}
+            if self.upgrade_required:
+                body["upgrade_required"] = True
+        return 200, {"ETag": etag}, body
+
+    def _v2(self, body: dict[str, Any]) -> dict[str, Any]:
+        if self.v1:
+            return body
+        issued = self.issued_at()
+        body |= {"issued_at": issued, "catalog_serial": self.serial, "epoch": self.epoch}
+        body["signature_v2"] = self.signer.sign(snapshot_message_v2(
+            version=body["version"], checksum=body["checksum"], issued_at=issued,
+            catalog_serial=self.serial, epoch=self.epoch, since=body.get("since"),
+            changed=body.get("changed", ""), lifted=body.get("lifted", ())))
+        return body
 
     def _snapshot(self, request: requests.PreparedRequest) -> Any:
         url = request.url or ""
@@ -138,8 +199,9 @@ class FakeService:
             signature = self.signer.sign(snapshot_message(self.version, checksum))
         since_match = re.search(r"since=(\d+)", url)
         if since_match is None:
-            return 200, {}, {"version": self.version, "full": True, "prefixes": b64e(packed),
-                             "checksum": checksum, "signature": signature, "count": len(full)}
+            return 200, {}, self._v2({"version": self.version, "full": True,
+                                      "prefixes": b64e(packed), "checksum": checksum,
+                                      "signature": signature, "count": len(full)})
         since = int(since_match.group(1))
         if since not in self.versions or since > self.version or self.modes.get("delta") == 410:
             return 410, {}, {"detail": "delta no longer available"}
@@ -149,23 +211,39 @@ class FakeService:
         if self.modes.get("delta") == "checksum":
             # The delta adds a bogus prefix but claims the checksum of the true full set.
             added = sorted({*added, 1} - {1} if 1 in new else {*added, 1})
-        return 200, {}, {"version": self.version, "since": since, "full": False,
-                         "added": b64e(pack_prefixes(added)),
-                         "removed": b64e(pack_prefixes(removed)),
-                         "checksum": checksum, "signature": signature, "count": len(full)}
+        return 200, {}, self._v2({"version": self.version, "since": since, "full": False,
+                                  "added": b64e(pack_prefixes(added)),
+                                  "removed": b64e(pack_prefixes(removed)),
+                                  "checksum": checksum, "signature": signature,
+                                  "count": len(full)})
 
     def answer(self, subject_id: str) -> dict[str, Any]:
         kind = detect_kind(subject_id)
         rep = self.reps.get(subject_id)
-        return {
+        entries = [e for e in self.entries if e["subject_id"] == subject_id
+                   or e["legal_representative_id"] == subject_id]
+        withheld = []
+        if not self.allow_persons:
+            # §9.1: every person is withheld, listed or not, so the mark reveals nothing.
+            if kind == "person":
+                withheld.append({"role": "subject", "reason": "key_not_allowed_persons"})
+                entries = []
+            elif rep:
+                withheld.append({"role": "legal_representative",
+                                 "reason": "key_not_allowed_persons"})
+                entries = [e for e in entries if e["subject_id"] == subject_id]
+                rep = None
+        body: dict[str, Any] = {
             "subject": {"id": subject_id, "kind": kind, "name": None,
                         "legal_representative": {"id": rep, "name": "法人"} if rep else None},
-            "entries": [e for e in self.entries if e["subject_id"] == subject_id
-                        or e["legal_representative_id"] == subject_id],
+            "entries": entries,
             "clean_since": self.clean_since.get(subject_id),
             "data_version": str(self.version),
             "as_of": "2026-01-01T00:00:00+08:00",
         }
+        if not self.v1:
+            body["withheld"] = withheld
+        return body
 
     def _lookup(self, request: requests.PreparedRequest) -> Any:
         subject_id = (request.url or "").rsplit("/", 1)[1]

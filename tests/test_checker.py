@@ -371,7 +371,11 @@ def test_without_a_catalogue_every_check_is_degraded(
     assert not checker.ready and not checker.wait_ready(0.01)
     d = checker.check(CLEAN_ORG, PROCUREMENT)
     assert d.degraded and d.outcome is Outcome.REVIEW and d.catalog_version is None
-    assert checker.status().last_error is None or True
+    # Nothing was tried yet (no sync, and no lookup without a catalogue): no error, but
+    # the status names what degrades the decisions.
+    status = checker.status()
+    assert status.last_error is None
+    assert status.degraded_causes[0].startswith("no_catalogue:")
     assert not checker.sync()
     assert checker.status().last_error
 
@@ -510,9 +514,8 @@ def test_fork_child_restarts_its_threads_and_keeps_the_snapshot(
     def child() -> bool:
         d = checker.check(THIRD_ORG, PROCUREMENT)
         online = checker.check(ORG, PROCUREMENT)
-        thread = checker._syncer._thread
         return (d.outcome is Outcome.ALLOW and not d.degraded and online.outcome is
-                Outcome.DENY and thread is not None and thread.is_alive())
+                Outcome.DENY and checker._syncer.thread_alive)
 
     assert run_in_fork(child)
     assert checker.check(THIRD_ORG, PROCUREMENT).outcome is Outcome.ALLOW

@@ -247,3 +247,24 @@ def test_prune_deletes_only_delivered_records_past_the_retention_period(
         assert outbox.store.prune(chunk=7) == 20
         counts = outbox.store.counts()
     assert (counts["delivered"], counts["dead"], counts["pending"]) == (0, 1, 9)
+
+
+def test_a_journal_comes_into_view_only_once_its_writer_holds_its_lock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A reader that found a journal unlocked would take its writer for gone and delete it.
+    import fcntl
+
+    from credit_check._outbox import _journal
+
+    visible_unlocked: list[list[str]] = []
+    real_flock = fcntl.flock
+
+    def watching(fd: int, op: int) -> None:
+        if op == fcntl.LOCK_EX:  # the writer taking its lock: what can a reader see now?
+            visible_unlocked.append([p.name for p in _journal.journals(tmp_path / "journal")])
+        real_flock(fd, op)
+
+    monkeypatch.setattr(_journal.fcntl, "flock", watching)
+    with make_outbox(tmp_path) as outbox:
+        write(outbox, 0)
+    assert visible_unlocked == [[]]

@@ -25,8 +25,9 @@ from credit_check._models import (
     SubjectKind,
     Target,
     Transaction,
+    Withheld,
 )
-from credit_check._rules import decide, fallback_decision, years_before
+from credit_check._rules import decide, fallback_decision, withheld_targets, years_before
 
 CATALOG = Catalog.load(
     json.loads(resources.files("credit_check.data").joinpath("demo_catalog.json").read_text("utf-8"))
@@ -608,3 +609,61 @@ def test_the_catalogue_decides_a_list_kind_not_the_entry() -> None:
     d = check("licensing", [mislabelled], clean_since=clean)
     assert d.outcome is Outcome.RESTRICT
     assert codes(d) == ["P-005"]
+
+
+# --- rule 11: withheld is never clean ------------------------------------------------------
+
+SUBJECT_WITHHELD = Withheld(role="subject", reason="key_not_allowed_persons")
+REP_WITHHELD = Withheld(role="legal_representative", reason="key_not_allowed_persons")
+
+
+def test_withheld_roles_count_only_where_a_measure_of_the_scenario_targets_them() -> None:
+    both = [SUBJECT_WITHHELD, REP_WITHHELD]
+    assert withheld_targets(CATALOG, Scenario.PROCUREMENT, both) == (SUBJECT_WITHHELD,)
+    assert withheld_targets(CATALOG, Scenario.MARKET_ACCESS, both) == (REP_WITHHELD,)
+    assert withheld_targets(CATALOG, Scenario.PUBLIC_RESOURCE, both) == ()
+    assert withheld_targets(CATALOG, Scenario.PROCUREMENT,
+                            [Withheld(role="director", reason="x")]) == ()
+
+
+@pytest.mark.parametrize(("fallback", "outcome"), [
+    (Outcome.ALLOW, Outcome.REVIEW), (Outcome.RESTRICT, Outcome.REVIEW),
+    (Outcome.REVIEW, Outcome.REVIEW), (Outcome.DENY, Outcome.DENY),
+])
+def test_a_withheld_person_gets_the_fallback_but_at_least_review_degraded(
+    fallback: Outcome, outcome: Outcome
+) -> None:
+    d = check("procurement", subject=Subject.person(PERSON_ID), withheld=[SUBJECT_WITHHELD],
+              fallback=fallback)
+    assert d.outcome is outcome and d.degraded and not d.measures
+    text = " ".join(d.reasons)
+    assert "本部门密钥无权查看自然人信用信息" in text
+    assert "this department key may not see natural persons' entries" in text
+    assert "No effective red or black list entry" not in text
+    assert PERSON_ID not in text
+
+
+def test_withheld_subject_is_never_granted_the_green_channel() -> None:
+    d = check("licensing", withheld=[SUBJECT_WITHHELD],
+              clean_since=NOW - dt.timedelta(days=3650))
+    assert d.outcome is Outcome.REVIEW and d.degraded
+    assert "R-001" not in codes(d)
+
+
+def test_withheld_representative_in_market_access_is_review_not_allow() -> None:
+    rep = Subject.person(REP_ID)
+    d = check("market_access", subject=Subject.organization(ORG_ID, legal_representative=rep),
+              withheld=[REP_WITHHELD])
+    assert d.outcome is Outcome.REVIEW and d.degraded
+    assert "the legal representative" in d.reasons[-1] or any(
+        "the legal representative" in r for r in d.reasons)
+
+
+def test_a_visible_deny_stays_deny_when_a_role_is_also_withheld() -> None:
+    d = check("procurement", [entry(COURT)], withheld=[SUBJECT_WITHHELD])
+    assert d.outcome is Outcome.DENY and d.degraded and codes(d) == ["P-001"]
+
+
+def test_nothing_withheld_decides_as_before() -> None:
+    assert check("procurement").outcome is Outcome.ALLOW
+    assert not check("procurement").degraded

@@ -16,6 +16,7 @@ from credit_check._models import (
     CST,
     Catalog,
     Decision,
+    Effect,
     EntryStatus,
     ListEntry,
     ListKind,
@@ -24,8 +25,9 @@ from credit_check._models import (
     Subject,
     SubjectKind,
     Transaction,
+    Withheld,
 )
-from credit_check._rules import clean_years, decide, time_signature
+from credit_check._rules import clean_years, decide, time_signature, withheld_targets
 
 CATALOG = Catalog.load(
     json.loads(resources.files("credit_check.data").joinpath("demo_catalog.json").read_text("utf-8"))
@@ -112,6 +114,8 @@ class Case:
             representative_entries=args["representative_entries"],
             clean_since=args["clean_since"],
             data_version="v-1",
+            withheld=args.get("withheld", ()),
+            fallback=args.get("fallback", Outcome.REVIEW),
         )
 
 
@@ -360,3 +364,25 @@ def test_the_time_signature_follows_a_legal_representatives_entry_out_of_its_per
     assert case.decide(now=later).outcome is Outcome.ALLOW
     assert time_signature([], [represented], None, years, NOW) != time_signature(
         [], [represented], None, years, later)
+
+
+@given(case=cases(), roles=st.lists(st.sampled_from(["subject", "legal_representative"]),
+                                    min_size=1, max_size=2, unique=True),
+       fallback=st.sampled_from([Outcome.ALLOW, Outcome.RESTRICT, Outcome.REVIEW, Outcome.DENY]))
+def test_a_withheld_role_that_the_scenario_targets_is_never_decided_clean(
+    case: Case, roles: list[str], fallback: Outcome
+) -> None:
+    """Rule 11: never ALLOW or GREEN_CHANNEL, never below the fallback or REVIEW, never
+    below what the visible entries give, always degraded."""
+    withheld = [Withheld(role=r, reason="key_not_allowed_persons") for r in roles]
+    targeted = withheld_targets(CATALOG, case.scenario, withheld)
+    shown = case.decide()
+    d = case.decide(withheld=targeted, fallback=fallback)
+    if not targeted:
+        assert d == shown
+        return
+    assert d.outcome not in (Outcome.ALLOW, Outcome.GREEN_CHANNEL) and d.degraded
+    assert d.outcome.severity >= max(fallback.severity, Outcome.REVIEW.severity)
+    if shown.outcome is not Outcome.GREEN_CHANNEL:
+        assert d.outcome.severity >= shown.outcome.severity
+    assert all(m.effect is not Effect.GREEN_CHANNEL for m in d.measures)

@@ -222,7 +222,7 @@ def test_the_sync_thread_syncs_and_stops(service: FakeService, tmp_path: Path) -
     s.start()
     assert done.wait(5) and s.ready.is_set()
     s.stop()
-    assert s._thread is None
+    assert not s.thread_alive
 
 
 def test_the_sync_thread_survives_failures_and_a_wake_retries(

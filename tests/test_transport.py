@@ -9,6 +9,7 @@ import pytest
 import requests
 import responses
 
+from credit_check._breaker import BreakerState, CircuitBreaker, CircuitOpen
 from credit_check._exceptions import (
     ConfigurationError,
     InvalidServiceData,
@@ -40,10 +41,20 @@ def test_success_returns_status_headers_and_json_with_bearer_key() -> None:
 
 
 @responses.activate
-def test_timeout_is_retried_then_unavailable() -> None:
+def test_a_timeout_opens_the_breaker_at_once_so_it_is_not_retried() -> None:
+    # Each retry would cost the waiting caller the whole read timeout again.
     responses.get(f"{BASE}/v1/x", body=requests.exceptions.ReadTimeout("slow"))
     t, sleeps = transport(retries=2)
     with pytest.raises(ServiceUnavailable, match="ReadTimeout"):
+        t.request("GET", "/v1/x")
+    assert len(responses.calls) == 1 and not sleeps and t.breaker.state is BreakerState.OPEN
+
+
+@responses.activate
+def test_a_refused_connection_is_retried_then_unavailable() -> None:
+    responses.get(f"{BASE}/v1/x", body=requests.exceptions.ConnectionError("refused"))
+    t, sleeps = transport(retries=2)
+    with pytest.raises(ServiceUnavailable, match="ConnectionError"):
         t.request("GET", "/v1/x")
     assert len(responses.calls) == 3 and len(sleeps) == 2
 
@@ -174,3 +185,56 @@ def test_missing_api_key_and_ca_bundle_are_named(tmp_path: object) -> None:
 def test_turning_verification_off_warns(caplog: pytest.LogCaptureFixture) -> None:
     Transport(BASE, "k", verify=False)
     assert "verification is OFF" in caplog.text
+
+
+@responses.activate
+def test_every_call_declares_the_catalogue_schema_it_understands() -> None:
+    responses.get(f"{BASE}/v1/catalog", json={})
+    t, _ = transport()
+    t.request("GET", "/v1/catalog")
+    assert responses.calls[0].request.headers["X-Credit-Check-Schema"] == "2"
+
+
+@responses.activate
+def test_after_consecutive_failures_calls_fail_at_once_without_the_network() -> None:
+    responses.get(f"{BASE}/v1/x", body=requests.exceptions.ConnectionError("refused"))
+    t, sleeps = transport(retries=2)
+    with pytest.raises(ServiceUnavailable):
+        t.request("GET", "/v1/x")  # three failed attempts open the breaker
+    assert len(responses.calls) == 3
+    with pytest.raises(CircuitOpen, match="circuit open"):
+        t.request("GET", "/v1/x")
+    assert len(responses.calls) == 3 and len(sleeps) == 2  # nothing sent, nothing waited
+    assert t.breaker.state is BreakerState.OPEN
+
+
+@responses.activate
+def test_a_probe_after_the_cooldown_closes_the_breaker_when_the_service_answers() -> None:
+    timer = [0.0]
+    t, _ = transport(retries=0, breaker=CircuitBreaker(threshold=1, cooldown=5.0,
+                                                       timer=lambda: timer[0]))
+    down = responses.get(f"{BASE}/v1/x", body=requests.exceptions.ConnectionError("refused"))
+    with pytest.raises(ServiceUnavailable):
+        t.request("GET", "/v1/x")
+    responses.remove(down)
+    responses.get(f"{BASE}/v1/x", json={"ok": True})
+    with pytest.raises(CircuitOpen):
+        t.request("GET", "/v1/x")  # still cooling down
+    timer[0] = 5.0
+    assert t.request("GET", "/v1/x").body == {"ok": True}  # the probe
+    assert t.breaker.state is BreakerState.CLOSED
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_a_4xx_answer_proves_the_service_is_up_and_resets_the_count() -> None:
+    t, _ = transport(retries=0, breaker=CircuitBreaker(threshold=2))
+    responses.get(f"{BASE}/v1/down", body=requests.exceptions.ConnectionError("refused"))
+    responses.get(f"{BASE}/v1/missing", status=404, json={"detail": "no"})
+    with pytest.raises(ServiceUnavailable):
+        t.request("GET", "/v1/down")
+    with pytest.raises(ServiceRejected):
+        t.request("GET", "/v1/missing")
+    with pytest.raises(ServiceUnavailable):
+        t.request("GET", "/v1/down")
+    assert t.breaker.state is BreakerState.CLOSED  # 1 failure, an answer, 1 failure

@@ -12,6 +12,7 @@ quarantine with an ERROR — counted in ``status()``, never dropped, retried by
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
@@ -21,7 +22,7 @@ from typing import Any
 from credit_check._crypto import FieldCipher
 from credit_check._exceptions import CreditCheckError
 from credit_check._outbox._codec import record_data, signed_text
-from credit_check._outbox._journal import AAD, JournalFile, journals, scan
+from credit_check._outbox._journal import AAD, HIDDEN, SUFFIX, JournalFile, journals, scan
 from credit_check._outbox._store import Store
 
 logger = logging.getLogger("credit_check.outbox")
@@ -64,6 +65,7 @@ class Importer:
         claimed = 0
         offsets = self._store.journal_offsets()
         found = journals(self.directory)
+        _remove_stale_hidden(self.directory)
         names = {p.name for p in found}
         for name in offsets.keys() - names:
             self._store.forget_journal(name)  # deleted after its offset was kept
@@ -134,3 +136,14 @@ class Importer:
         self._store.import_rows(name, end, rows, held)
         return len(rows)
 
+
+
+def _remove_stale_hidden(directory: Path) -> None:
+    # A writer killed between creating its journal and renaming it into view leaves an
+    # empty hidden file behind; a live writer renames its own within microseconds.
+    cutoff = time.time() - 60.0
+    for path in directory.glob(f".*{SUFFIX}{HIDDEN}"):
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            if stat.st_size == 0 and stat.st_mtime < cutoff:
+                path.unlink()
