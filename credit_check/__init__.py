@@ -12,6 +12,7 @@ from credit_check._exceptions import (
     CatalogError,
     ConfigurationError,
     CreditCheckError,
+    InvalidReceipt,
     InvalidServiceData,
     InvalidSubjectId,
     OutboxError,
@@ -56,6 +57,7 @@ from credit_check._models import (
     Target,
     Transaction,
 )
+from credit_check._receipts import Receipt, ServiceReceipt, SnapshotReceipt
 from credit_check._settings import Settings
 
 __version__ = "0.1.0"
@@ -80,6 +82,7 @@ __all__ = [
     "FromJSON",
     "FromPath",
     "FromQuery",
+    "InvalidReceipt",
     "InvalidServiceData",
     "InvalidSubjectId",
     "ListDefinition",
@@ -89,12 +92,15 @@ __all__ = [
     "OutboxError",
     "Outcome",
     "PilotCodeWarning",
+    "Receipt",
     "Route",
     "Scenario",
     "ServiceError",
+    "ServiceReceipt",
     "ServiceRejected",
     "ServiceUnavailable",
     "Settings",
+    "SnapshotReceipt",
     "Subject",
     "SubjectKind",
     "Target",

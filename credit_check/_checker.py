@@ -291,10 +291,19 @@ class Checker:
         return self._engine.decide_one(self._subject(subject), transaction, Mode.LOCAL)
 
     def check_many(
-        self, subjects: Iterable[Subject | str], transaction: Transaction
+        self, subjects: Iterable[Subject | str], transaction: Transaction, *,
+        online: bool = False,
     ) -> DecisionGroup:
         """Check a batch or the members of a consortium bid, with one lookup round trip for
         every subject whose prefix is in the snapshot.
+
+        Args:
+            online: ask the service for a signed answer for every subject (查询凭证,
+                DESIGN §9.4) — what a tender file should hold: each decision's
+                ``receipt`` is then a :class:`~credit_check.ServiceReceipt`, verified on
+                arrival and kept in its record. When the service cannot sign, the
+                subjects are decided as usual and their receipts say so (a snapshot
+                receipt, or none).
 
         Raises:
             InvalidSubjectId: any identifier is invalid (before any I/O).
@@ -305,8 +314,8 @@ class Checker:
             self._after_fork_in_child()
         parsed = [self._subject(s) for s in subjects]
         self._await_catalog()
-        group = DecisionGroup(d for d in self._engine.decide_many(parsed, transaction,
-                                                                   Mode.NORMAL) if d is not None)
+        group = DecisionGroup(d for d in self._engine.decide_many(
+            parsed, transaction, Mode.NORMAL, online=online) if d is not None)
         if self._outbox is not None:
             for d in group:
                 try:

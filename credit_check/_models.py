@@ -16,8 +16,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -30,6 +32,7 @@ from credit_check._ids import (
     validate_id_number,
     validate_uscc,
 )
+from credit_check._receipts import Receipt
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 _M = TypeVar("_M", bound=BaseModel)
@@ -455,6 +458,9 @@ class Decision(BaseModel):
     catalog_version: str | None = None
     data_version: str | None = None
     decided_at: Timestamp
+    # The 查询凭证 (DESIGN §9.4): a ServiceReceipt (a signed online answer) or a
+    # SnapshotReceipt (a local decision: the signed snapshot header and the prefix).
+    receipt: Receipt | None = None
 
     def public_dict(self) -> dict[str, Any]:
         """The Decision as JSON (DESIGN §5), natural persons' ids masked."""
@@ -471,6 +477,7 @@ class Decision(BaseModel):
             "catalog_version": self.catalog_version,
             "data_version": self.data_version,
             "decided_at": self.decided_at.isoformat(),
+            "receipt": self.receipt.to_dict() if self.receipt is not None else None,
         }
 
 
@@ -566,6 +573,16 @@ class FeedbackRecord(BaseModel):
     operator: str | None = Field(default=None, max_length=128)
     previous_outcome: Outcome | None = None
     hmac: str = Field(default="", max_length=128)
+    # The decision's receipt (§9.4), as JSON; a record without one has no such member.
+    receipt: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_receipt(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Records without a receipt keep the exact form (and HMAC) they always had.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("receipt", 0) is None:
+            del data["receipt"]
+        return data
 
     @field_validator("record_id", "decision_id")
     @classmethod
