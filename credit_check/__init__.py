@@ -57,6 +57,7 @@ from credit_check._models import (
     Target,
     Transaction,
 )
+from credit_check._readiness import Readiness
 from credit_check._receipts import Receipt, ServiceReceipt, SnapshotReceipt
 from credit_check._settings import Settings
 
@@ -92,6 +93,7 @@ __all__ = [
     "OutboxError",
     "Outcome",
     "PilotCodeWarning",
+    "Readiness",
     "Receipt",
     "Route",
     "Scenario",

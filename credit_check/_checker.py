@@ -29,6 +29,7 @@ from credit_check._outbox._backends import POST_CHECK_FILE, Records, open_record
 from credit_check._outbox._pg_outbox import PgOutbox
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
 from credit_check._postcheck_pg import PgPostCheckQueue
+from credit_check._readiness import Readiness, readiness, records_problem
 from credit_check._settings import FallbackPolicy, Settings
 from credit_check._status import data_status
 from credit_check._sync import Syncer
@@ -449,6 +450,15 @@ class Checker:
             post_check_set_aside=self._queue.set_aside_count(),
             **data_status(syncer, engine, self._transport),
         )
+
+    def readiness(self) -> Readiness:
+        """Whether this instance should receive traffic (DESIGN §9.8): a catalogue is
+        present and decision records can be written (probed by writing). Stale data is
+        reported in the status but keeps the instance ready. The adapters' readiness
+        endpoints answer with this (``credit_check.adapters.*_health``).
+        """
+        status = self.status()
+        return readiness(status, records_problem(self._outbox, status))
 
     # -- threads, fork, close ----------------------------------------------------------
 

@@ -264,9 +264,11 @@ class Sandbox:
 def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
     """The sandbox as an ASGI application."""
     from credit_check._server._admin import Admin
+    from credit_check._server._health import Health
 
     s = Sandbox(store, signer, admin_key)
     a = Admin(s)
+    h = Health(s)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -302,6 +304,8 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
         Route("/v1/admin/feedback", a.admin_feedback, methods=["GET"]),
         Route("/v1/admin/stats", a.stats, methods=["GET"]),
         Route("/openapi.json", s.openapi, methods=["GET"]),
+        Route("/healthz", h.healthz, methods=["GET"]),
+        Route("/readyz", h.readyz, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: on_http_error,
                                                         StoreUnavailable: on_unavailable,
