@@ -20,6 +20,8 @@ The sandbox runs in its own process (the other core), playing the platform.
    without (the header taken off the snapshot state), interleaved rounds, outbox off and
    durable; and check_many(100, online=True) — a signed answer per subject — against
    check_many(100) of the same subjects.
+7. Metrics (``credit_check.enable_metrics``): the not-listed check, outbox off, with the
+   counters on and off, interleaved rounds.
 
 Targets (issue 13): durable p50 ≤ 2× outbox-off p50; ≥ 100× faster than naive; durable
 p99 ≤ 10× its p50 at the steady rate; delivery ≥ 20,000 records/s.
@@ -204,6 +206,25 @@ def main() -> int:
             label = "outbox off" if name == "off" else "durable"
             lines.append((f"check() not listed, {label}: with receipt / without, p50",
                           f"{a:.1f} / {b:.1f} µs  ({a / b:.2f}x)"))
+        # 7. Metrics on and off (outbox off, so the counter is what is measured).
+        from prometheus_client import CollectorRegistry
+
+        from credit_check import enable_metrics
+
+        counted = checker("metrics", feedback=False)
+        enable_metrics(counted, CollectorRegistry())
+        for s in clean[:500]:
+            counted.check(s, tx)
+        m_on: list[float] = []
+        m_off: list[float] = []
+        for _ in range(args.rounds):
+            for c, into in ((counted, m_on), (off, m_off)):
+                it = iter(clean * (args.n // len(clean) + 1))
+                into.append(pct(timed(lambda c=c, it=it: c.check(next(it), tx), args.n), 0.5))
+        a, b = statistics.median(m_on), statistics.median(m_off)
+        lines.append(("check() not listed, outbox off: metrics on / off, p50",
+                      f"{a:.1f} / {b:.1f} µs  ({a / b:.2f}x)"))
+        counted.close()
         batch = clean[:100]
         signed_t, plain_t = [], []
         for _ in range(5):

@@ -29,6 +29,7 @@ from credit_check._ids import (
     validate_org_code,
     validate_uscc,
 )
+from credit_check._metrics import enable_metrics, enable_tracing, metrics_registry
 from credit_check._middleware._asgi import CreditCheckASGIMiddleware
 from credit_check._middleware._routes import (
     FromForm,
@@ -108,7 +109,10 @@ __all__ = [
     "Target",
     "Transaction",
     "UnknownDecision",
+    "enable_metrics",
+    "enable_tracing",
     "mask_id",
+    "metrics_registry",
     "normalize_id",
     "validate_id_number",
     "validate_org_code",

@@ -23,6 +23,7 @@ from credit_check._engine import Engine, Mode
 from credit_check._exceptions import ConfigurationError, OutboxError, UnknownDecision
 from credit_check._feedback import outcome_record, post_check_record
 from credit_check._lookup import LookupClient
+from credit_check._metrics import Instruments, Tracer
 from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transaction, max_length
 from credit_check._outbox import Outbox
 from credit_check._outbox._backends import POST_CHECK_FILE, Records, open_records
@@ -169,6 +170,9 @@ class Checker:
             raise ConfigurationError(
                 f"CREDIT_CHECK_DEPARTMENT: at most {_DEPARTMENT_MAX} characters")
         self._outbox: Outbox | PgOutbox | None = None
+        # Set by credit_check.enable_metrics / enable_tracing; None costs one test a check.
+        self._metrics: Instruments | None = None
+        self._tracer: Tracer | None = None
         self._queue: PostCheckQueue | PgPostCheckQueue | None = None
         self._records: Records | None = None
         try:
@@ -260,6 +264,16 @@ class Checker:
             OutboxError: the decision could not be recorded durably; its ``decision``
                 attribute holds the Decision (a DENY must still be refused).
         """
+        if self._tracer is not None:
+            with self._tracer.span("credit_check.check",
+                                   scenario=str(transaction.scenario)) as span:
+                decision = self._check(subject, transaction)
+                span.set_attribute("outcome", str(decision.outcome))
+                span.set_attribute("degraded", decision.degraded)
+                return decision
+        return self._check(subject, transaction)
+
+    def _check(self, subject: Subject | str, transaction: Transaction) -> Decision:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = self._subject(subject)
@@ -267,8 +281,15 @@ class Checker:
             self._await_catalog()
         decision = self._engine.decide_one(parsed, transaction, Mode.NORMAL)
         assert decision is not None  # NORMAL mode always decides
+        if self._metrics is not None:
+            self._metrics.checked(decision)
         if self._outbox is not None:
-            self._outbox.write_decision(decision, self._department)
+            try:
+                self._outbox.write_decision(decision, self._department)
+            except OutboxError:
+                if self._metrics is not None:
+                    self._metrics.write_failures.inc()
+                raise
         return decision
 
     def check_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
@@ -282,8 +303,15 @@ class Checker:
             OutboxError: the decision could not be recorded durably (carrying it).
         """
         decision = self._decide_local(subject, transaction)
+        if decision is not None and self._metrics is not None:
+            self._metrics.checked(decision)
         if decision is not None and self._outbox is not None:
-            self._outbox.write_decision(decision, self._department)
+            try:
+                self._outbox.write_decision(decision, self._department)
+            except OutboxError:
+                if self._metrics is not None:
+                    self._metrics.write_failures.inc()
+                raise
         return decision
 
     def _decide_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
@@ -315,13 +343,24 @@ class Checker:
             self._after_fork_in_child()
         parsed = [self._subject(s) for s in subjects]
         self._await_catalog()
-        group = DecisionGroup(d for d in self._engine.decide_many(
-            parsed, transaction, Mode.NORMAL, online=online) if d is not None)
+        if self._tracer is not None:
+            with self._tracer.span("credit_check.check_many", scenario=str(
+                    transaction.scenario), subjects=len(parsed), online=online):
+                group = DecisionGroup(d for d in self._engine.decide_many(
+                    parsed, transaction, Mode.NORMAL, online=online) if d is not None)
+        else:
+            group = DecisionGroup(d for d in self._engine.decide_many(
+                parsed, transaction, Mode.NORMAL, online=online) if d is not None)
+        if self._metrics is not None:
+            for d in group:
+                self._metrics.checked(d)
         if self._outbox is not None:
             for d in group:
                 try:
                     self._outbox.write_decision(d, self._department)
                 except OutboxError as exc:
+                    if self._metrics is not None:
+                        self._metrics.write_failures.inc()
                     raise OutboxError(str(exc), decision=group) from exc
         return group
 
@@ -346,6 +385,9 @@ class Checker:
         self._outbox.write(post_check_record(new, previous=original,
                                              original_decision_id=original.decision_id,
                                              department=self._department))
+        if self._metrics is not None:
+            changed = new.outcome is not original.outcome
+            self._metrics.post_checks.labels(str(changed).lower()).inc()
 
     # -- feedback ----------------------------------------------------------------------
 

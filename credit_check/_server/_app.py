@@ -5,6 +5,7 @@ department-facing calls; the admin calls are in ``_admin``.
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib import resources
 from typing import Any
@@ -81,9 +82,12 @@ class Sandbox:
     """Request handlers over one :class:`Store`."""
 
     def __init__(self, store: Store, signer: Signer, admin_key: str) -> None:
+        from credit_check._server._service_metrics import ServiceMetrics
+
         self.store = store
         self.signer = signer
         self.admin_key = admin_key
+        self.metrics = ServiceMetrics.create(store)  # None without the metrics extra
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -129,6 +133,8 @@ class Sandbox:
 
     def receipt(self, answer: dict[str, Any], key: ApiKey) -> dict[str, Any]:
         """The signed receipt of one answer (§9.4), for the department that asked."""
+        if self.metrics is not None:
+            self.metrics.receipts.inc()
         return sign_receipt(self.signer.sign, self.signer.public_key,
                             receipt_claims(answer, key.department))
 
@@ -142,6 +148,8 @@ class Sandbox:
                                        history=key.admin)
             if signed:
                 answer["receipt"] = self.receipt(answer, key)
+            if self.metrics is not None:
+                self.metrics.subjects.labels("single").inc()
             return answer
 
         return JSONResponse(await run_in_threadpool(run))
@@ -167,6 +175,8 @@ class Sandbox:
             if asked.receipt:
                 for answer in answers:
                     answer["receipt"] = self.receipt(answer, key)
+            if self.metrics is not None:
+                self.metrics.subjects.labels("batch").inc(len(answers))
             return answers
 
         return JSONResponse({"results": await run_in_threadpool(run)})
@@ -251,7 +261,10 @@ class Sandbox:
         def take() -> dict[str, Any]:
             good, rejected = take_feedback(key, raw)
             accepted, duplicates = self.store.add_feedback(good)
-            return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+            answer = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+            if self.metrics is not None:
+                self.metrics.feedback_taken(answer)
+            return answer
 
         # Reading and checking 500 records takes milliseconds: off the event loop.
         return JSONResponse(await run_in_threadpool(take))
@@ -265,6 +278,7 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
     """The sandbox as an ASGI application."""
     from credit_check._server._admin import Admin
     from credit_check._server._health import Health
+    from credit_check._server._service_metrics import metrics_endpoint
 
     s = Sandbox(store, signer, admin_key)
     a = Admin(s)
@@ -306,6 +320,7 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
         Route("/openapi.json", s.openapi, methods=["GET"]),
         Route("/healthz", h.healthz, methods=["GET"]),
         Route("/readyz", h.readyz, methods=["GET"]),
+        Route("/metrics", functools.partial(metrics_endpoint, s.metrics), methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: on_http_error,
                                                         StoreUnavailable: on_unavailable,
