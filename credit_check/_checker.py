@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import time
@@ -438,6 +439,28 @@ class Checker:
         if self._outbox is None:
             return []
         return list(self._outbox.for_case(case_id))
+
+    def case_report(self, case_id: str, *, output: str = "html") -> str:
+        """The query record (查询记录) of a case: every record kept for it — each check,
+        requests refused at the gate included, outcomes and post-checks — with receipts,
+        persons' ids masked, and a verification digest (``credit-check report verify``).
+
+        Args:
+            output: ``"html"`` (printable, A4, Chinese first), ``"csv"`` or ``"json"``.
+
+        Raises:
+            ValueError: an unknown ``output``.
+        """
+        from credit_check._case_report import build, to_csv, to_html
+
+        report = build(case_id, self.checks_for_case(case_id), department=self._department)
+        if output == "html":
+            return to_html(report)
+        if output == "csv":
+            return to_csv(report)
+        if output == "json":
+            return json.dumps(report, ensure_ascii=False, sort_keys=True)
+        raise ValueError(f"output={output!r}: use 'html', 'csv' or 'json'")
 
     # -- state -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ _COMMANDS = {
     "demo": "credit_check._demo:run",
     "outbox": "credit_check._outbox._cli:outbox",
     "receipt": "credit_check._cli_receipt:receipt",
+    "report": "credit_check._cli_report:report",
 }
 
 
@@ -108,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", metavar="FILE", help="a saved GET /v1/keys answer: its previous "
                    "keys verify receipts from before a key rotation")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    p = sub.add_parser("report", help="the query record (查询记录) of a case, and its check")
+    p.add_argument("action", choices=["case", "verify"],
+                   help="case CASE_ID: every record of the case from the data directory; "
+                        "verify FILE: recompute a report's digest")
+    p.add_argument("target", metavar="CASE_ID|FILE")
+    p.add_argument("--format", choices=["html", "csv", "json"], default="html",
+                   help="case: html (printable, A4), csv or json (default html)")
+    p.add_argument("--out", metavar="FILE", help="case: write here (default: stdout)")
     return parser
 
 
