@@ -17,7 +17,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -180,6 +180,13 @@ class SnapshotHeader:
     catalog_serial: int | None = None
     epoch: int | None = None
     header_signature: str | None = None
+    # The header as a decision record's journal frame holds it, built once per header.
+    form: tuple[Any, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "form", (
+            self.key_id, self.version, self.checksum, self.signature, self.issued_at,
+            self.catalog_serial, self.epoch, self.header_signature))
 
     def to_dict(self) -> dict[str, Any]:
         return {"alg": ALG, "key_id": self.key_id, "version": self.version,

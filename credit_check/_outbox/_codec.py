@@ -84,9 +84,7 @@ def pack_decision(decision: Decision, department: str) -> bytes:
 
 def _receipt_form(receipt: Receipt) -> tuple[Any, ...]:
     if isinstance(receipt, SnapshotReceipt):
-        h = receipt.header
-        return ("snapshot", (h.key_id, h.version, h.checksum, h.signature, h.issued_at,
-                             h.catalog_serial, h.epoch, h.header_signature))
+        return ("snapshot", receipt.header.form)
     return ("service", receipt.to_dict())
 
 
