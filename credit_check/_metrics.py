@@ -72,8 +72,10 @@ class Instruments:
             "credit_check_lookup_seconds", "Lookup round trips to the list service",
             ["kind"], registry=registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0))
+        # Counts deliveries made in this process (a sender thread, or the sidecar); with
+        # the sender in a child process see the gauge credit_check_outbox_delivered.
         self.delivered = p.Counter("credit_check_records_delivered",
-                                   "Feedback records the service acknowledged",
+                                   "Feedback records the service acknowledged to this process",
                                    registry=registry)
         self.post_checks = p.Counter("credit_check_post_checks",
                                      "Post-checks (补查) recorded, by whether the outcome changed",
@@ -126,6 +128,8 @@ class _StatusCollector:
             "outbox_pending": "Feedback records not yet delivered",
             "outbox_dead_lettered": "Feedback records the service rejected",
             "outbox_oldest_pending_seconds": "Age of the oldest undelivered record",
+            "outbox_delivered": "Delivered records still kept (the retention period): its "
+                                "rate is the delivery rate whichever process delivers",
             "post_check_pending": "Degraded decisions waiting for a post-check",
             "breaker_open": "1 while the circuit breaker is open",
         }
@@ -134,8 +138,7 @@ class _StatusCollector:
         for checker in list(self._instruments.checkers):
             try:
                 s = checker.status()
-                oldest = (checker._outbox.status().oldest_pending_age
-                          if checker._outbox is not None else None)
+                box = checker._outbox.status() if checker._outbox is not None else None
             except Exception:  # noqa: S112 - a scrape never fails on one checker
                 continue
             label = [str(checker.settings.data_dir)]
@@ -144,7 +147,8 @@ class _StatusCollector:
                 "stale": float(s.stale), "ready": float(s.ready),
                 "outbox_pending": s.outbox_pending,
                 "outbox_dead_lettered": s.outbox_dead_lettered,
-                "outbox_oldest_pending_seconds": oldest,
+                "outbox_oldest_pending_seconds": box.oldest_pending_age if box else None,
+                "outbox_delivered": box.delivered if box else None,
                 "post_check_pending": s.post_check_pending,
                 "breaker_open": float(s.breaker == "open"),
             }

@@ -90,6 +90,7 @@ def test_a_checkers_metrics_count_checks_lookups_and_deliveries_without_subject_
     data_dir = (("data_dir", str(checker.settings.data_dir)),)
     assert got[("credit_check_snapshot_version", data_dir)] == checker.status().snapshot_version
     assert got[("credit_check_outbox_pending", data_dir)] == 0
+    assert got[("credit_check_outbox_delivered", data_dir)] == 8
     assert got[("credit_check_ready", data_dir)] == 1
     for sid in [*CLEAN, LISTED, PERSON]:
         assert sid not in text and sid[:6] + "********" not in text
