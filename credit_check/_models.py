@@ -17,13 +17,16 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from credit_check._exceptions import CatalogError
 from credit_check._ids import mask_id
+from credit_check._receipts import Receipt
 
 # Re-exported (``as``): code that imports them from here keeps working.
 from credit_check._subject import Subject as Subject
@@ -357,6 +360,9 @@ class Decision(BaseModel):
     catalog_version: str | None = None
     data_version: str | None = None
     decided_at: Timestamp
+    # The 查询凭证 (DESIGN §9.4): a ServiceReceipt (a signed online answer) or a
+    # SnapshotReceipt (a local decision: the signed snapshot header and the prefix).
+    receipt: Receipt | None = None
 
     def public_dict(self) -> dict[str, Any]:
         """The Decision as JSON (DESIGN §5), natural persons' ids masked."""
@@ -373,6 +379,7 @@ class Decision(BaseModel):
             "catalog_version": self.catalog_version,
             "data_version": self.data_version,
             "decided_at": self.decided_at.isoformat(),
+            "receipt": self.receipt.to_dict() if self.receipt is not None else None,
         }
 
 
@@ -468,6 +475,16 @@ class FeedbackRecord(BaseModel):
     operator: str | None = Field(default=None, max_length=128)
     previous_outcome: Outcome | None = None
     hmac: str = Field(default="", max_length=128)
+    # The decision's receipt (§9.4), as JSON; a record without one has no such member.
+    receipt: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_receipt(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Records without a receipt keep the exact form (and HMAC) they always had.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("receipt", 0) is None:
+            del data["receipt"]
+        return data
 
     @field_validator("record_id", "decision_id")
     @classmethod

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._models import Catalog, EntryStatus, ListEntry
 from credit_check._pg import Conn, Database
-from credit_check._server import _entries
+from credit_check._server import _entries, _signing_keys
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable, insert_feedback, sealed_rows
 from credit_check._server._personal import PersonalData
@@ -156,6 +156,7 @@ class PostgresStore(FeedbackTable, Store):
     def __init__(self, url: str, signer: Signer, personal: PersonalData, *,
                  pool_size: int = 10, retry_for: float = 10.0) -> None:
         self.personal = personal
+        self.signer = signer
         self._seal = FieldCipher(hmac.new(signer.private_bytes(), b"credit-check/sandbox/keys",
                                           hashlib.sha256).digest())
         # A request waits for a connection no longer than it would retry a lost one.
@@ -172,7 +173,7 @@ class PostgresStore(FeedbackTable, Store):
                   "signing_key_check": signer.public_key}
         try:
             self.schema_version = self._run(
-                lambda conn: open_schema(conn, self._db.shown, checks))
+                lambda conn: self._open(conn, checks, signer.public_key))
             self.refresh()
         except BaseException:
             self._db.close()
@@ -192,6 +193,12 @@ class PostgresStore(FeedbackTable, Store):
 
     def _conn(self) -> Any:
         return _AutoCommit(self)
+
+    def _open(self, conn: Conn, checks: dict[str, str], public_key: str) -> int:
+        version = open_schema(conn, self._db.shown, checks)
+        # Under open_schema's lock: instances starting together make the table once.
+        _signing_keys.ensure(conn, public_key)
+        return version
 
     def _tx(self) -> Any:  # FeedbackTable's writes go through add_feedback below
         raise NotImplementedError
@@ -454,4 +461,21 @@ class PostgresStore(FeedbackTable, Store):
         out["listed_prefixes"] = len(self.index)
         out["version"] = head.version
         return out
+
+    # -- signing keys and health -------------------------------------------------------
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        return self._run(_signing_keys.listed)
+
+    def rotate_signing_key(self, new: Signer) -> bool:
+        def work(conn: Conn) -> bool:
+            rotated = _signing_keys.rotate(conn, self.signer, new)
+            # Instances then start only with the new key (open_schema checks it).
+            set_meta(conn, "signing_key_check", new.public_key)
+            return rotated
+
+        return self._run(work)
+
+    def ping(self) -> None:
+        self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 
