@@ -23,6 +23,8 @@ _COMMANDS = {
     "check-file": "credit_check._cli_check:check_file",
     "demo": "credit_check._demo:run",
     "outbox": "credit_check._outbox._cli:outbox",
+    # commands with sub-commands: "command sub-command"
+    "report monthly": "credit_check._monthly._command:monthly",
 }
 
 
@@ -90,13 +92,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0,
                    help="flush: seconds to try; run: seconds to deliver on stop")
     p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("report", help="reports: monthly (the monitoring report)")
+    reports = p.add_subparsers(dest="report", required=True, parser_class=_Parser)
+    r = reports.add_parser("monthly", help="the monthly monitoring report (跟踪、监测、统计) "
+                                           "per department, from the service's admin API")
+    r.add_argument("--month", metavar="YYYY-MM", help="the month (default: the last one)")
+    r.add_argument("--format", choices=["html", "xlsx"], default="html")
+    r.add_argument("--out", metavar="FILE",
+                   help="default: credit-check-monthly-YYYY-MM.html|xlsx")
+    r.add_argument("--base-url", metavar="URL", help="the list service (or "
+                                                     "CREDIT_CHECK_BASE_URL)")
+    r.add_argument("--admin-key", metavar="KEY", help="its admin key (or "
+                                                      "CREDIT_CHECK_ADMIN_KEY)")
+    r.add_argument("--json", action="store_true", help="print the figures as JSON")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``credit-check`` console script."""
     args = build_parser().parse_args(argv)
-    module_name, func_name = _COMMANDS[args.command].split(":")
+    name = args.command
+    if getattr(args, name, None) is not None and f"{name} {getattr(args, name)}" in _COMMANDS:
+        name = f"{name} {getattr(args, name)}"
+    module_name, func_name = _COMMANDS[name].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(func(args))
