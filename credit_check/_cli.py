@@ -20,12 +20,21 @@ EXIT_BAD_INPUT = 2
 _COMMANDS = {
     "serve": "credit_check._server._command:serve",
     "check": "credit_check._cli_check:check",
-    "check-file": "credit_check._cli_check:check_file",
+    "check-file": "credit_check._batch._command:check_file",
     "demo": "credit_check._demo:run",
     "outbox": "credit_check._outbox._cli:outbox",
     # commands with sub-commands: "command sub-command"
     "report monthly": "credit_check._monthly._command:monthly",
 }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("credit-check")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,6 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="credit-check", description="逢办必查: credit checks for approval systems")
+    parser.add_argument("--version", action="version", version=f"credit-check {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     scenarios = [s.value for s in Scenario]
 
@@ -68,12 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case-id", help="the case (办件) id")
     p.add_argument("--json", action="store_true", help="print the Decision as JSON")
 
-    p = sub.add_parser("check-file", help="check every subject of a CSV file")
-    p.add_argument("file", help="CSV file with a header row")
+    p = sub.add_parser("check-file", help="check every subject of a CSV or Excel file")
+    p.add_argument("file", help="a CSV (UTF-8 or GB18030) or .xlsx file with a header row")
     p.add_argument("--scenario", required=True, choices=scenarios)
     p.add_argument("--column", default="id", help="the identifier column (default: id)")
-    p.add_argument("--out", metavar="REPORT.csv", help="write the report here")
+    p.add_argument("--sheet", help="the worksheet of an .xlsx file (default: the first)")
+    p.add_argument("--out", metavar="REPORT.csv|.xlsx",
+                   help="write the report of every row here (.xlsx by its suffix)")
     p.add_argument("--case-id", help="the case (办件) id, e.g. the tender number")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
     p = sub.add_parser("demo", help="run the end-to-end demo on an embedded sandbox")
