@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8600)
     p.add_argument("--admin-key", metavar="KEY", help="admin key (or CREDIT_CHECK_ADMIN_KEY)")
+    p.add_argument("--print-showcase", action="store_true",
+                   help="print the demo data's showcase subjects (fictional) and exit")
     p.add_argument("--json", action="store_true", help="print start-up information as JSON")
 
     p = sub.add_parser("check", help="check one subject")

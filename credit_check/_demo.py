@@ -141,12 +141,16 @@ def _shown(code: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 when every scripted application got the expected outcome."""
+    from credit_check._server._command import SERVER_EXTRA_HINT
+
     try:
+        # The sandbox is imported whole, but serves only through uvicorn: ask for it first.
+        import uvicorn  # noqa: F401
+
         from credit_check._server import SandboxServer
         from credit_check._server._demo import SHOWCASE
-    except ImportError as exc:
-        print(f"credit-check demo needs the server extra: pip install 'credit-check[server]' ({exc})",
-              file=sys.stderr)
+    except ImportError:
+        print(SERVER_EXTRA_HINT.format(command="demo"), file=sys.stderr)
         return 2
     from credit_check._checker import Checker
     from credit_check._demo_app import build_app
