@@ -42,3 +42,64 @@ def test_the_license_file_is_the_declared_license() -> None:
     assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
     assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
     assert "END OF TERMS AND CONDITIONS" in text
+
+
+# -- the configuration tables, in both languages ------------------------------------------
+
+from credit_check._settings import ENV_PREFIX, Settings  # noqa: E402
+
+TABLES = [(ROOT / "README.md", "## Configuration"),
+          (ROOT / "docs" / "zh" / "configuration.md", "## SDK 的全部配置项")]
+NONE = ("—", "-")
+
+
+def settings_table(path: Path, heading: str) -> dict[str, str]:
+    """The first table under ``heading``: variable name -> its default cell."""
+    lines = path.read_text("utf-8").splitlines()
+    at = lines.index(heading)
+    rows: dict[str, str] = {}
+    for line in lines[at + 1 :]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            found = re.fullmatch(rf"`{ENV_PREFIX}([A-Z_]+)`", cells[0])
+            if found:
+                assert found[1].lower() not in rows, f"{found[1]} twice in {path.name}"
+                rows[found[1].lower()] = cells[1]
+        elif rows:
+            break  # the end of the table
+    return rows
+
+
+def documents(default: object, cell: str) -> bool:
+    """Whether a table's default cell states ``default``."""
+    quoted = re.match(r"`([^`]*)`", cell)
+    if default is None or default == ():
+        return quoted is None and cell.startswith(NONE)
+    if quoted is None:
+        return False
+    text = quoted[1]
+    if isinstance(default, bool):
+        return text == str(default).lower()
+    if isinstance(default, int | float):
+        return float(text.replace(",", "")) == float(default)
+    return text == str(default)
+
+
+@pytest.mark.parametrize(("path", "heading"), TABLES, ids=["README.md", "docs/zh"])
+def test_every_setting_is_documented_with_its_default(path: Path, heading: str) -> None:
+    table = settings_table(path, heading)
+    assert set(table) == set(Settings.model_fields), (
+        f"{path.name}: missing {sorted(set(Settings.model_fields) - set(table))}, "
+        f"not settings {sorted(set(table) - set(Settings.model_fields))}")
+    for name, field in Settings.model_fields.items():
+        assert documents(field.default, table[name]), (path.name, name, field.default,
+                                                       table[name])
+
+
+def test_the_chinese_readme_is_linked_from_the_top_of_the_readme() -> None:
+    head = (ROOT / "README.md").read_text("utf-8").splitlines()[:4]
+    assert any("(README.zh-CN.md)" in line for line in head)
+    zh = (ROOT / "README.zh-CN.md").read_text("utf-8")
+    for page in ("quickstart", "integration", "configuration", "failures", "operations"):
+        assert f"docs/zh/{page}.md" in zh
+        assert (ROOT / "docs" / "zh" / f"{page}.md").is_file()
