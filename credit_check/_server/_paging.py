@@ -42,13 +42,14 @@ def read_cursor(text: str | None) -> int:
 
 def _month(text: str) -> tuple[str, str]:
     match = _MONTH.fullmatch(text)
-    if match is None or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1:
-        raise Problem(400, f"month must be YYYY-MM, e.g. 2026-11; got {text[:40]!r}")
-    year, month = int(match[1]), int(match[2])
-    first = dt.date(year, month, 1)
-    if year == 9999 and month == 12:
-        return first.isoformat(), "9999-12-31~"  # after every day of the calendar
-    following = dt.date(year + month // 12, month % 12 + 1, 1)
+    try:
+        if match is None:
+            raise ValueError
+        year, month = int(match[1]), int(match[2])
+        first = dt.date(year, month, 1)
+        following = dt.date(year + month // 12, month % 12 + 1, 1)
+    except ValueError:  # no such month, or the calendar's last one
+        raise Problem(400, f"month must be YYYY-MM, e.g. 2026-11; got {text[:40]!r}") from None
     return first.isoformat(), following.isoformat()
 
 

@@ -119,7 +119,8 @@ def test_stats_read_region_degraded_and_month_from_the_records_sent(sb: Sandbox)
 
 @pytest.mark.parametrize(("params", "needle"), [
     ({"month": "2026-13"}, "month"), ({"month": "2026/11"}, "month"),
-    ({"month": "November"}, "month"), ({"since": "2026-02-30"}, "since"),
+    ({"month": "November"}, "month"), ({"month": "9999-12"}, "month"),
+    ({"month": "0000-01"}, "month"), ({"since": "2026-02-30"}, "since"),
     ({"until": "tomorrow"}, "until"), ({"since": "2026-11-05", "until": "2026-11-01"}, "since"),
     ({"month": "2026-11", "since": "2026-11-01"}, "either month"),
     ({"department": "x" * 300}, "department"),
