@@ -42,7 +42,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_BAD_INPUT, f"credit-check: error: {message}\n"
-                                  f"Run 'credit-check {self.prog.split()[-1]} --help' for usage.\n"
+                                  f"Run '{self.prog} --help' for usage.\n"
                   if " " in self.prog else f"credit-check: error: {message}\n")
 
 

@@ -149,7 +149,7 @@ def test_a_month_without_records_still_gives_a_report(sandbox: SandboxServer,
 
 @pytest.mark.parametrize(("args", "env", "code", "needle"), [
     (["--month", "2026-13"], {}, 2, "--month must be YYYY-MM"),
-    (["--format", "pdf"], {}, 2, "invalid choice"),
+    (["--format", "pdf"], {}, 2, "Run 'credit-check report monthly --help'"),
     (["--out", "nowhere/r.html"], {}, 2, "no directory"),
     ([], {"CREDIT_CHECK_ADMIN_KEY": "wrong"}, 2, "refused the admin key"),
     ([], {"CREDIT_CHECK_ADMIN_KEY": ""}, 2, "CREDIT_CHECK_ADMIN_KEY"),
