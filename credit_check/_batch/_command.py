@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from credit_check import _cli_check
-from credit_check._batch._files import Row, masked, read_rows, write_report
+from credit_check._batch._files import Row, read_rows, write_report
 from credit_check._batch._progress import Progress
 from credit_check._exceptions import ConfigurationError, CreditCheckError, OutboxError
-from credit_check._ids import mask_id
+from credit_check._ids import mask_id, mask_ids_in
 from credit_check._models import Decision, Outcome, Transaction
 
 CHUNK = 500
@@ -68,15 +68,16 @@ def _decide(valid: list[Row], transaction: Transaction, progress: Progress
             except OutboxError as exc:
                 # Decided (and enforced), but the records may not all be written.
                 group = list(exc.decision or [])
-                error = f"decided, but its feedback record may not be written: {exc}"
+                error = mask_ids_in(f"decided, but its feedback record may not be written: "
+                                    f"{exc}")
                 if len(group) == len(chunk):
                     out += [(r, d, error) for r, d in zip(chunk, group, strict=True)]
                 else:
-                    out += [(r, None, f"not checked: {exc}") for r in chunk]
+                    out += [(r, None, mask_ids_in(f"not checked: {exc}")) for r in chunk]
             except ConfigurationError:
                 raise
             except CreditCheckError as exc:
-                out += [(r, None, masked(f"not checked: {exc}", r.raw)) for r in chunk]
+                out += [(r, None, mask_ids_in(f"not checked: {exc}")) for r in chunk]
             progress.advance(len(chunk))
     return out
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from credit_check._exceptions import InvalidSubjectId
-from credit_check._ids import mask_id, normalize_id
+from credit_check._ids import mask_id, mask_ids_in
 from credit_check._models import Subject
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -41,16 +41,8 @@ def _row(number: int, value: str, name: str | None) -> Row:
     try:
         return Row(number, value, Subject.parse(value, name or None), None)
     except InvalidSubjectId as exc:
-        return Row(number, value, None, masked(str(exc), value))
-
-
-def masked(text: str, raw: str) -> str:
-    """``text`` with the identifier ``raw`` (as given and normalised) masked: an invalid
-    identifier may still be a person's id number with one wrong character."""
-    for form in {raw.strip(), normalize_id(raw)}:
-        if len(form) >= 6:
-            text = text.replace(form, mask_id(form))
-    return text
+        # An invalid identifier may be a person's id number with one wrong character.
+        return Row(number, value, None, mask_ids_in(str(exc)))
 
 
 def read_rows(path: Path, column: str, sheet: str | None = None) -> list[Row]:
@@ -151,7 +143,7 @@ def _xlsx_rows(path: Path, column: str, sheet: str | None) -> Iterator[Row]:
             if isinstance(value, int | float) and not isinstance(value, bool):
                 # Excel keeps 15 significant digits of a number: an 18-digit id typed as a
                 # number has lost its last digits, so it is never guessed back.
-                yield Row(number, masked(_text(value), _text(value)), None,
+                yield Row(number, mask_id(_text(value)), None,
                           f"column {column!r} holds a number, not text: Excel keeps only 15 "
                           "digits of a number, so the identifier may be damaged; format the "
                           "column as text and enter it again")
