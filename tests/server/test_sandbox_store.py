@@ -175,7 +175,8 @@ def test_feedback_is_deduplicated_by_the_database(open_store: OpenStore) -> None
     assert [r["record_id"] for r in b.feedback(None, 10)] == ["r1", "r2", "r3"]
     stats = a.stats()
     assert stats["duplicates"] == 2 and stats["records"] == 3
-    assert stats["by_day"] == [{"day": "2026-03-01", "checks": 3, "hits": 0, "measures": 0}]
+    assert stats["by_day"] == [{"day": "2026-03-01", "checks": 3, "hits": 0, "measures": 0,
+                                "degraded": 0}]
     assert a.add_feedback([]) == ([], [])
 
 
