@@ -12,6 +12,7 @@ from credit_check._exceptions import (
     CatalogError,
     ConfigurationError,
     CreditCheckError,
+    InvalidReceipt,
     InvalidServiceData,
     InvalidSubjectId,
     OutboxError,
@@ -28,6 +29,7 @@ from credit_check._ids import (
     validate_org_code,
     validate_uscc,
 )
+from credit_check._metrics import enable_metrics, enable_tracing, metrics_registry
 from credit_check._middleware._asgi import CreditCheckASGIMiddleware
 from credit_check._middleware._routes import (
     FromForm,
@@ -59,6 +61,8 @@ from credit_check._models import (
     Target,
     Transaction,
 )
+from credit_check._readiness import Readiness
+from credit_check._receipts import Receipt, ServiceReceipt, SnapshotReceipt
 from credit_check._settings import Settings
 
 __version__ = "0.1.0"
@@ -83,6 +87,7 @@ __all__ = [
     "FromJSON",
     "FromPath",
     "FromQuery",
+    "InvalidReceipt",
     "InvalidServiceData",
     "InvalidSubjectId",
     "Layer",
@@ -93,20 +98,27 @@ __all__ = [
     "OutboxError",
     "Outcome",
     "PilotCodeWarning",
+    "Readiness",
+    "Receipt",
     "RelatedPerson",
     "Route",
     "Scenario",
     "ScenarioDefinition",
     "ServiceError",
+    "ServiceReceipt",
     "ServiceRejected",
     "ServiceUnavailable",
     "Settings",
+    "SnapshotReceipt",
     "Subject",
     "SubjectKind",
     "Target",
     "Transaction",
     "UnknownDecision",
+    "enable_metrics",
+    "enable_tracing",
     "mask_id",
+    "metrics_registry",
     "normalize_id",
     "validate_id_number",
     "validate_org_code",

@@ -111,8 +111,8 @@ def _merge(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
+    from credit_check._batch._files import read_rows
     from credit_check._checker import Checker
-    from credit_check._cli_check import read_rows
     from credit_check._settings import Settings
 
     if len(args.files) != 2:

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from credit_check._breaker import CircuitOpen
 from credit_check._cache import LookupCache
-from credit_check._exceptions import InvalidSubjectId, OutboxError, ServiceError, ServiceUnavailable
+from credit_check._exceptions import (
+    InvalidReceipt,
+    InvalidServiceData,
+    InvalidSubjectId,
+    OutboxError,
+    ServiceError,
+    ServiceUnavailable,
+)
 from credit_check._ids import validate_id_number
 from credit_check._lookup import LookupClient, own_entries, via_entries
 from credit_check._models import (
@@ -33,6 +40,14 @@ from credit_check._models import (
     Withheld,
     to_cst_datetime,
     trusted,
+)
+from credit_check._receipts import (
+    Receipt,
+    ServiceReceipt,
+    SnapshotReceipt,
+    key_id,
+    matches_answer,
+    verify_service_receipt,
 )
 from credit_check._rules import (
     PersonEntries,
@@ -62,10 +77,17 @@ class Mode(enum.Enum):
 class _Answer:
     lookup: SubjectLookup | None  # None: the snapshot says the subject is on no list
     stale: bool = False
+    receipt: Receipt | None = None
 
 
 _CLEAR = _Answer(None)
 _STALE_CLEAR = _Answer(None, stale=True)
+
+
+def _clear(snapshot: SnapshotState, sid: str) -> _Answer:
+    # Not listed by the snapshot: the receipt is its signed header and the prefix.
+    header = snapshot.header
+    return _Answer(None, receipt=SnapshotReceipt(header, sid)) if header is not None else _CLEAR
 
 
 def _cause(exc: ServiceError) -> str:
@@ -224,7 +246,9 @@ class Engine:
                            catalog.version, m.code, m.name, problem)
         regional = sorted({x.region for x in catalog.layers if x.region})
         if regional and self.region is None:
-            logger.warning("catalogue %s has supplements for the regions %s, but no region "
+            # INFO, not WARNING: a deployment outside every supplement's region is right
+            # to set none (status().region says which applies).
+            logger.info("catalogue %s has supplements for the regions %s, but no region "
                            "is set: a case without Transaction.region gets the national base "
                            "only (set CREDIT_CHECK_REGION)", catalog.version,
                            ", ".join(regional))
@@ -254,6 +278,7 @@ class Engine:
             ):
                 # Not listed, and no related person to check: the rulebook would find
                 # nothing, so build its ALLOW directly.
+                header = snapshot.header
                 return trusted(Decision, {
                     "decision_id": new_decision_id(),
                     "outcome": Outcome.ALLOW,
@@ -267,15 +292,24 @@ class Engine:
                     "catalog_version": using.version,
                     "data_version": str(snapshot.version),
                     "decided_at": now,
+                    # A reference to the state's header; the prefix is made when asked.
+                    "receipt": SnapshotReceipt(header, subject.id) if header is not None
+                    else None,
                 }, set(_DECISION_FIELDS))
         return self.decide_many([subject], transaction, mode, now, catalog)[0]
 
     def decide_many(
         self, subjects: Sequence[Subject], transaction: Transaction, mode: Mode,
-        now: dt.datetime | None = None, catalog: Catalog | None = None,
+        now: dt.datetime | None = None, catalog: Catalog | None = None, *,
+        online: bool = False,
     ) -> list[Decision | None]:
         """Decide each subject with one lookup round trip for all that need one (plus one
         for related persons that only the service named).
+
+        Args:
+            online: look every subject up online with the service's signed receipt
+                (§9.4), whatever the snapshot and cache say; when the service cannot
+                give one, decide as usual (snapshot, cache, fallback).
 
         Raises:
             ServiceError: only in ``Mode.STRICT``, when the service cannot answer.
@@ -310,7 +344,7 @@ class Engine:
                 if mine:
                     named[s.id] = mine
                     ids += [p.id for _, p in mine]
-        answers, failure = self._resolve(ids, clean_ids, mode, now)
+        answers, failure = self._resolve(ids, clean_ids, mode, now, online)
         if want:
             found: dict[str, Subject] = {}
             for s in subjects:
@@ -323,7 +357,7 @@ class Engine:
                     named.setdefault(s.id, []).extend(extra)
                     found.update((p.id, p) for _, p in extra if p.id not in answers)
             if found:
-                more, more_cause = self._resolve(list(found), set(), mode, now)
+                more, more_cause = self._resolve(list(found), set(), mode, now, online)
                 answers.update(more)
                 failure = failure or more_cause
         quiet = catalog is not None or mode is Mode.SHADOW  # a dry-run records nothing
@@ -391,6 +425,12 @@ class Engine:
             # The usual case (no related person to check), without the generators.
             stale, lookups, people, named, withheld = a.stale, (), [], (), False
         clean_since = lookup.clean_since if lookup else None
+        receipt = a.receipt
+        if persons and isinstance(receipt, ServiceReceipt):
+            # Each related person's signed answer joins the subject's receipt, by role.
+            for (role, _), pa in zip(persons, person_answers, strict=True):
+                if isinstance(pa.receipt, ServiceReceipt):
+                    receipt = receipt.with_related(role, pa.receipt)
         data_version = (lookup.data_version if lookup
                         else str(snapshot.version) if snapshot else None)
         scenario = transaction.scenario
@@ -417,6 +457,7 @@ class Engine:
                 "remedy": made.remedy, "degraded": made.degraded,
                 "catalog_version": catalog.version,
                 "data_version": data_version, "decided_at": to_cst_datetime(now),
+                "receipt": receipt,
             }, set(_DECISION_FIELDS))
         else:
             decision = decide(
@@ -438,6 +479,9 @@ class Engine:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
             self._memo[key] = _Memo(catalog, lookup, lookups, decision)
+            if receipt is not None:
+                decision = trusted(Decision, {**decision.__dict__, "receipt": receipt},
+                                   {*decision.model_fields_set, "receipt"})
         if stale and not quiet:
             # Decided on an answer kept from before the outage: verify it when possible.
             # (A withheld role alone is not queued: a re-check would be withheld again.)
@@ -499,14 +543,23 @@ class Engine:
         return out
 
     def _resolve(
-        self, ids: Iterable[str], clean_ids: set[str], mode: Mode, now: dt.datetime
+        self, ids: Iterable[str], clean_ids: set[str], mode: Mode, now: dt.datetime,
+        online: bool = False,
     ) -> tuple[dict[str, _Answer], str | None]:
         snapshot = self._syncer.usable_snapshot_at(now)
         answers: dict[str, _Answer] = {}
         todo: list[str] = []
+        if online and mode is not Mode.LOCAL:
+            todo = list(dict.fromkeys(ids))
+            try:
+                return self._signed(todo), None
+            except ServiceError as exc:
+                # No signed answer: decided as usual below, without a service receipt.
+                logger.warning("signed lookup of %d subject(s) failed: %s", len(todo), exc)
+                todo = []
         for sid in dict.fromkeys(ids):
             if snapshot is not None and sid not in clean_ids and not snapshot.contains(sid):
-                answers[sid] = _CLEAR
+                answers[sid] = _clear(snapshot, sid)
                 continue
             cached = self._cache.get(sid)
             if cached is not None:
@@ -531,7 +584,7 @@ class Engine:
                     continue
                 elif snapshot is not None and not snapshot.contains(sid):
                     # Only clean_since was wanted: decide without the clean-record reward.
-                    answers[sid] = _CLEAR
+                    answers[sid] = _clear(snapshot, sid)
                 elif old is not None and not old.contains(sid):
                     # Stale data is better than none, but only as a degraded answer that
                     # is post-checked (rule 12).
@@ -541,6 +594,32 @@ class Engine:
             self._cache.put(sid, answer)
             answers[sid] = _Answer(answer)
         return answers, None
+
+    def _signed(self, ids: list[str]) -> dict[str, _Answer]:
+        """Signed answers for ``ids``, each receipt verified against the service key and
+        against its answer before anything uses it.
+
+        Raises:
+            ServiceError: the service cannot answer, or a receipt does not verify.
+        """
+        key = self._syncer.service_key
+        if key is None:
+            raise InvalidServiceData("no service key yet to verify receipts with")
+        keys = {key_id(key): key}
+        answers: dict[str, _Answer] = {}
+        for sid, (lookup, raw) in self._lookup.lookup_signed(ids).items():
+            receipt = ServiceReceipt.from_wire(raw)
+            claims = verify_service_receipt(receipt, keys)
+            shown = {"data_version": lookup.data_version,
+                     "entries": [{"entry_id": e.entry_id, "status": e.status.value}
+                                 for e in lookup.entries],
+                     "withheld": [{"role": w.role} for w in lookup.withheld]}
+            why = matches_answer(claims, shown, sid)
+            if why is not None:
+                raise InvalidReceipt(f"the receipt of a signed answer does not match it: {why}")
+            self._cache.put(sid, lookup)
+            answers[sid] = _Answer(lookup, receipt=receipt)
+        return answers
 
     def _stale_snapshot(self, now: dt.datetime) -> SnapshotState | None:
         """The snapshot while it is stale but younger than ``max_stale``."""

@@ -188,7 +188,8 @@ class PgDeliveryStore:
 
     # -- delivery (the sender) ---------------------------------------------------------
 
-    def claim(self, limit: int, *, lease: float = 0.0, owner: str = "") -> list[Claimed]:
+    def claim(self, limit: int, *, lease: float = 0.0, owner: str = "",
+              after: int = 0) -> list[Claimed]:
         """The oldest ``limit`` due pending records, ready to send. One process holds the
         sender role, so nothing is written to take them; a record that does not decrypt
         is set aside (an ERROR, counted) rather than sent or lost."""
@@ -196,7 +197,8 @@ class PgDeliveryStore:
 
         rows = self.rows("claim records",
                          f"SELECT seq, record_id, hmac, body FROM {TABLE} WHERE state = 0 "  # noqa: S608
-                         "AND next_attempt_at <= ? ORDER BY seq LIMIT ?", (time.time(), limit))
+                         "AND seq > ? AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
+                         (after, time.time(), limit))
         claimed, broken = [], []
         for seq, record_id, mac, blob in rows:
             try:

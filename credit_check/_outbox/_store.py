@@ -300,13 +300,6 @@ class Store:
         with self._use("forget a journal") as conn:
             conn.execute("DELETE FROM journals WHERE name = ?", (name,))
 
-    def quarantine(self, items: Sequence[tuple[str, int, str, bytes]]) -> None:
-        """Keep data that cannot be read now (wrong key, damage) for salvage, visibly."""
-        now = time.time()
-        with self._use("quarantine data") as conn:
-            conn.executemany("INSERT INTO quarantine (source, offset, reason, data, added_at) "
-                             "VALUES (?, ?, ?, ?, ?)", [(*q, now) for q in items])
-
     # -- reads -------------------------------------------------------------------------
 
     def _plain(self, record_id: str, blob: bytes) -> bytes:
@@ -359,20 +352,22 @@ class Store:
 
     # -- delivery (the sender) ---------------------------------------------------------
 
-    def claim(self, limit: int, *, lease: float, owner: str) -> list[Claimed]:
+    def claim(self, limit: int, *, lease: float = 0.0, owner: str = "",
+              after: int = 0) -> list[Claimed]:
         """The oldest ``limit`` due pending records, ready to send, for the sender.
 
         One process holds the sender role, so nothing is written to take them: a lease by
         another process (an older version's sender) is still respected. A record that no
         longer decrypts is set aside (an ERROR, counted as undecryptable) rather than sent
-        or lost. ``lease`` and ``owner`` are kept for that older protocol's sake.
+        or lost. ``after``: only records with a higher ``seq`` (those up to it are in
+        flight). ``lease`` and ``owner`` are kept for that older protocol's sake.
         """
         now = time.time()
         with self._use("claim records") as conn:
             rows = conn.execute(
                 "SELECT seq, record_id, hmac, body FROM records WHERE state = 0 AND "
-                "lease_until <= ? AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
-                (now, now, limit)).fetchall()
+                "seq > ? AND lease_until <= ? AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
+                (after, now, now, limit)).fetchall()
         from credit_check._outbox._codec import with_hmac
 
         claimed, broken = [], []

@@ -133,6 +133,27 @@ SHOWCASE: dict[str, str] = _make_showcase()
 """Showcase subject name -> identifier (stable across runs)."""
 
 
+def showcase() -> list[dict[str, Any]]:
+    """The showcase subjects (fictional) with the lists they are on and each entry's
+    status: what ``GET /v1/admin/showcase`` and ``serve --demo --print-showcase`` show."""
+    listed = [{"name": name, "id": SHOWCASE[name], "kind": kind,
+               "entries": [{"list_code": code, "status": status} for code, status, _ in plan]}
+              for name, (kind, plan) in _SHOWCASE_PLAN.items()]
+    roles: dict[str, list[dict[str, str]]] = {}
+    for name, (_, _, persons) in _PERSONS_PLAN.items():
+        roles.setdefault(name, []).extend({"role": r, "person": p} for r, p in persons)
+    for org, role, person in _PERSONS_IN_LISTED:
+        roles.setdefault(org, []).append({"role": role, "person": person})
+    for item in listed:
+        if item["name"] in roles:
+            item["related_persons"] = roles[item["name"]]
+    return listed + [
+        {"name": name, "id": SHOWCASE[name], "kind": kind,
+         "entries": [{"list_code": code, "status": status} for code, status, _ in plan],
+         **({"related_persons": roles[name]} if roles.get(name) else {})}
+        for name, (kind, plan, _) in _PERSONS_PLAN.items()]
+
+
 def _entry(n: int, list_code: str, subject_id: str, kind: str, name: str, status: str,
            start: dt.date, until: dt.date | None, rep: str | None) -> dict[str, Any]:
     issuer, basis = _ISSUERS[list_code]

@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._models import Catalog, EntryStatus, ListEntry
 from credit_check._pg import Conn, Database
-from credit_check._server import _catalog_forms, _entries, _relations
+from credit_check._server import _catalog_forms, _entries, _relations, _signing_keys
 from credit_check._server._catalog_forms import required_schema, stored_form
 from credit_check._server._entries import Change
-from credit_check._server._feed import FeedbackTable, insert_feedback, sealed_rows
+from credit_check._server._feed import FeedbackTable, insert_feedback, read_page, sealed_rows
 from credit_check._server._personal import PersonalData
 from credit_check._server._pg_schema import open_schema
 from credit_check._server._prefix_index import PrefixIndex, pack, unpack
@@ -40,11 +40,13 @@ from credit_check._server._store import (
     ApiKey,
     Delta,
     EntryRow,
+    FeedbackPage,
     Head,
     Intake,
     SerialConflict,
     SnapshotGone,
     SnapshotState,
+    StatsQuery,
     Store,
     StoredCatalog,
     StoreError,
@@ -58,8 +60,11 @@ logger = logging.getLogger("credit_check.sandbox")
 
 R = TypeVar("R")
 SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+# Any constant that no other application on the database uses as an advisory lock key.
+FEEDBACK_LOCK = 0x63632D6662  # "cc-fb"
 # Fewer rows than this are upserted with executemany; more go through COPY.
 COPY_FROM = 500
+ANALYZE_FROM = 50_000
 _BULK = {
     "entries": ("entry_id, subject_key, subject_kind, subject_prefix, rep_key, rep_prefix, "
                 "list_code, status, sealed, data", INSERT_ENTRY),
@@ -82,6 +87,10 @@ def bulk_upsert(conn: Conn, table: str, rows: list[tuple[Any, ...]]) -> None:
     conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM import_{table} "  # noqa: S608
                  f"ON CONFLICT {conflict}")
     conn.execute(f"DROP TABLE import_{table}")
+    if len(latest) >= ANALYZE_FROM:
+        # Fresh statistics, so that lookups right after a large first import are planned
+        # for the table as it now is rather than waiting for autovacuum.
+        conn.execute(f"ANALYZE {table}")
 
 
 def _all_contributions(conn: Conn, reach: Reach) -> Iterator[int]:
@@ -153,6 +162,7 @@ class PostgresStore(FeedbackTable, Store):
     def __init__(self, url: str, signer: Signer, personal: PersonalData, *,
                  pool_size: int = 10, retry_for: float = 10.0) -> None:
         self.personal = personal
+        self.signer = signer
         self._seal = FieldCipher(hmac.new(signer.private_bytes(), b"credit-check/sandbox/keys",
                                           hashlib.sha256).digest())
         # A request waits for a connection no longer than it would retry a lost one.
@@ -169,7 +179,7 @@ class PostgresStore(FeedbackTable, Store):
                   "signing_key_check": signer.public_key}
         try:
             self.schema_version = self._run(
-                lambda conn: open_schema(conn, self._db.shown, checks))
+                lambda conn: self._open(conn, checks, signer.public_key, personal))
             self.refresh()
         except BaseException:
             self._db.close()
@@ -189,6 +199,13 @@ class PostgresStore(FeedbackTable, Store):
 
     def _conn(self) -> Any:
         return _AutoCommit(self)
+
+    def _open(self, conn: Conn, checks: dict[str, str], public_key: str,
+              personal: PersonalData) -> int:
+        version = open_schema(conn, self._db.shown, checks, personal)
+        # Under open_schema's lock: instances starting together make the table once.
+        _signing_keys.ensure(conn, public_key)
+        return version
 
     def _tx(self) -> Any:  # FeedbackTable's writes go through add_feedback below
         raise NotImplementedError
@@ -226,7 +243,8 @@ class PostgresStore(FeedbackTable, Store):
                 self._current = self._load_catalog(conn, head.catalog_serial)
                 self._reach = Reach.of(self._current.catalog if self._current else None)
             have = self.index.version
-            if head.version > have:
+            # A lower version than ours: the database was restored from a backup; rebuild.
+            if head.version != have:
                 rows = conn.execute("SELECT version, rebuild, plus, minus FROM deltas WHERE "
                                     "version > ? AND version <= ? ORDER BY version",
                                     (have, head.version)).fetchall()
@@ -454,13 +472,47 @@ class PostgresStore(FeedbackTable, Store):
         if not records:
             return [], []
         rows = sealed_rows(self.personal, records)
-        return self._run(lambda conn: insert_feedback(conn, records, rows))
 
-    def stats(self) -> dict[str, Any]:
+        def work(conn: Conn) -> tuple[list[str], list[str]]:
+            # Inserts queue here, so records commit in the order of their seq: a reader
+            # paging by seq never passes a record that commits later with a lower seq.
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (FEEDBACK_LOCK,))
+            return insert_feedback(conn, records, rows, arrays=True)
+
+        return self._run(work)
+
+    def feedback_page(self, since: str | None, after: int, limit: int) -> FeedbackPage:
+        return self._run(lambda conn: read_page(conn, self.personal, since, after, limit),
+                         begin=None)
+
+    def stats(self, query: StatsQuery | None = None) -> dict[str, Any]:
         head = self.refresh()
-        out = self._feedback_stats()
-        out["entries"] = self._conn().execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+        def work(conn: Conn) -> dict[str, Any]:
+            out = self._feedback_stats(conn, query or StatsQuery())
+            row = conn.execute("SELECT COUNT(*) FROM entries").fetchone()
+            out["entries"] = int(row[0]) if row else 0
+            return out
+
+        out = self._run(work, begin=SNAPSHOT)
         out["listed_prefixes"] = len(self.index)
         out["version"] = head.version
         return out
+
+    # -- signing keys and health -------------------------------------------------------
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        return self._run(_signing_keys.listed)
+
+    def rotate_signing_key(self, new: Signer) -> bool:
+        def work(conn: Conn) -> bool:
+            rotated = _signing_keys.rotate(conn, self.signer, new)
+            # Instances then start only with the new key (open_schema checks it).
+            set_meta(conn, "signing_key_check", new.public_key)
+            return rotated
+
+        return self._run(work)
+
+    def ping(self) -> None:
+        self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 

@@ -23,7 +23,7 @@ from typing import Any
 from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._exceptions import ConfigurationError
 from credit_check._models import Catalog, EntryStatus, ListEntry
-from credit_check._server import _catalog_forms, _entries, _relations, _schema
+from credit_check._server import _catalog_forms, _entries, _relations, _schema, _signing_keys
 from credit_check._server._catalog_forms import required_schema, stored_form
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable
@@ -41,9 +41,11 @@ from credit_check._server._store import (
     SerialConflict,
     SnapshotGone,
     SnapshotState,
+    StatsQuery,
     Store,
     StoredCatalog,
     StoreError,
+    StoreUnavailable,
     SubjectRow,
     entry_row,
     now_cst,
@@ -83,6 +85,9 @@ class SQLiteStore(FeedbackTable, Store):
         self._head = Head(0, 0, 0)
         self._checked = 0.0
         self.schema_version = self._open_schema()
+        self.signer = signer
+        with self._tx() as conn:
+            _signing_keys.ensure(conn, signer.public_key)
         self.refresh()
 
     # -- plumbing ----------------------------------------------------------------------
@@ -135,7 +140,7 @@ class SQLiteStore(FeedbackTable, Store):
             elif found == 1:
                 _schema.migrate_v1(conn, self.personal)
             for statement in _relations.table("BLOB"):
-                conn.execute(statement)  # added beside schema 2: older versions ignore it
+                conn.execute(statement)  # added beside the schema: older versions ignore it
             check = conn.execute("SELECT value FROM meta WHERE name = 'data_key_check'"
                                  ).fetchone()
             if check is None or not hmac.compare_digest(check[0], self.personal.check_value):
@@ -143,6 +148,8 @@ class SQLiteStore(FeedbackTable, Store):
                     f"{self.path}: the sandbox data key (CREDIT_CHECK_SANDBOX_DATA_KEY or "
                     f"{self.path.name}.data-key) is not the one this database was made "
                     "with; give the right key")
+            if found == 2:  # after the key check: the migration opens sealed records
+                _schema.migrate_v2(conn, self.personal)
         if found == 1:
             self._compact()
         return SCHEMA_VERSION
@@ -410,13 +417,29 @@ class SQLiteStore(FeedbackTable, Store):
     def add_feedback(self, records: list[Intake]) -> tuple[list[str], list[str]]:
         return self._add_feedback(records)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, query: StatsQuery | None = None) -> dict[str, Any]:
         head = self.refresh()
-        out = self._feedback_stats()
-        out["entries"] = self._conn().execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        with self._read() as conn:
+            out = self._feedback_stats(conn, query or StatsQuery())
+            out["entries"] = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         out["listed_prefixes"] = len(self.index)
         out["version"] = head.version
         return out
+
+    # -- signing keys and health -------------------------------------------------------
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        return _signing_keys.listed(self._conn())
+
+    def rotate_signing_key(self, new: Signer) -> bool:
+        with self._tx() as conn:
+            return _signing_keys.rotate(conn, self.signer, new)
+
+    def ping(self) -> None:
+        try:
+            self._conn().execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the sandbox database {self.path} failed: {exc}") from exc
 
 
 def _compose(since: int, state: SnapshotState, rows: list[Any]) -> Delta:

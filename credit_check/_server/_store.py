@@ -1,5 +1,5 @@
 """The sandbox's storage interface: one :class:`Store` that every engine implements
-(SQLite now, PostgreSQL later), with the value types its methods take and give.
+(SQLite, PostgreSQL), with the value types its methods take and give.
 
 The semantics are those of plain SQL on one shared database, so that any number of
 service processes on the same database answer as one service: every versioned change is
@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from credit_check._crypto import Signer
 from credit_check._models import CST, Catalog, EntryStatus, ListEntry
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 COUNTING = (EntryStatus.ACTIVE.value, EntryStatus.OBJECTION_PENDING.value)
 # The schema of a wave-1 catalogue (DESIGN §6 shapes only); a catalogue's own schema is
 # worked out when it is put (``_catalog_forms.required_schema``).
@@ -108,6 +109,34 @@ class Intake(NamedTuple):
     measures: int
     day: str
     text: bytes
+    # The non-personal facts the monitoring stats group by (schema 3): the transaction's
+    # region, the degraded flag, the case (its id, else the decision's; kept only as a
+    # keyed hash), and the codes of the lists matched and the measures applied.
+    region: str | None = None
+    degraded: bool = False
+    case_ref: str | None = None
+    lists: tuple[str, ...] = ()
+    measure_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    """Which feedback the stats count: days ``since`` (inclusive) to ``until`` (exclusive),
+    as China Standard Time dates ``YYYY-MM-DD``, and one department (None: all)."""
+
+    since: str | None = None
+    until: str | None = None
+    department: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackPage:
+    """One page of received records in arrival order; ``after`` is the cursor of the next
+    page (the position after its last record), ``more`` whether records follow now."""
+
+    records: list[dict[str, Any]]
+    after: int
+    more: bool
 
 
 class StoreError(ValueError):
@@ -130,6 +159,7 @@ class Store(ABC):
     """All sandbox state on one database; safe to use from many threads and processes."""
 
     schema_version: int
+    signer: Signer  # the key this process signs with
 
     @abstractmethod
     def close(self) -> None: ...
@@ -244,4 +274,36 @@ class Store(ABC):
     def feedback(self, since: str | None, limit: int) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def stats(self) -> dict[str, Any]: ...
+    def feedback_page(self, since: str | None, after: int, limit: int) -> FeedbackPage:
+        """Up to ``limit`` records received at or after ``since`` and after the position
+        ``after`` (0: from the first), in the order they were stored."""
+
+    @abstractmethod
+    def stats(self, query: StatsQuery | None = None) -> dict[str, Any]:
+        """Checks, hits, measures, outcomes, lists, regions, degraded decisions and the
+        coverage of the cases handled, over the records ``query`` selects."""
+
+    # -- signing keys and health -------------------------------------------------------
+
+    @abstractmethod
+    def signing_keys(self) -> list[dict[str, Any]]:
+        """Every signing key with its validity (``kid``, ``public_key``, ``valid_from``,
+        ``valid_until``; None while current), the current one first."""
+
+    @abstractmethod
+    def rotate_signing_key(self, new: Signer) -> bool:
+        """Make the :class:`~credit_check._crypto.Signer` ``new`` the current signing key
+        (the old one stays listed as previous); False when it is current already. The
+        store is then closed by the caller: every instance restarts with the new key.
+
+        Raises:
+            StoreError: ``new`` is a retired key.
+        """
+
+    @abstractmethod
+    def ping(self) -> None:
+        """One round trip to the database (readiness).
+
+        Raises:
+            StoreUnavailable: the database cannot be reached.
+        """

@@ -8,6 +8,7 @@ answered 2xx, and no 2xx went out without a decision.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -184,8 +185,9 @@ def test_workers_killed_at_random_lose_nothing_and_let_no_listed_applicant_throu
                 continue
             workers = server.workers()
             if workers:
-                os.kill(rng.choice(workers), signal.SIGKILL)
-                kills += 1
+                with contextlib.suppress(ProcessLookupError):  # it may have just exited
+                    os.kill(rng.choice(workers), signal.SIGKILL)
+                    kills += 1
         stop.set()
         for c in clients:
             c.join(30)
@@ -209,8 +211,15 @@ def test_workers_killed_at_random_lose_nothing_and_let_no_listed_applicant_throu
     assert flush.returncode == 0, flush.stderr
     status = json.loads(flush.stdout)
     assert (status["undecryptable"], status["dead_lettered"], status["pending"]) == (0, 0, 0)
-    records = requests.get(sandbox.base_url + "/v1/admin/feedback", timeout=60,
-                           headers={"Authorization": f"Bearer {sandbox.admin_key}"}).json()
-    got = Counter(r["decision_id"] for r in records["records"] if r["kind"] == "decision")
+    records: list[dict[str, Any]] = []
+    params = {"limit": "10000"}
+    while True:  # every record the service received, page by page
+        page = requests.get(sandbox.base_url + "/v1/admin/feedback", timeout=60, params=params,
+                            headers={"Authorization": f"Bearer {sandbox.admin_key}"}).json()
+        records += page["records"]
+        if not page["has_more"]:
+            break
+        params["cursor"] = page["next_cursor"]
+    got = Counter(r["decision_id"] for r in records if r["kind"] == "decision")
     decided = [i for s in seen for i in _decision_ids(s)]
     assert decided and [i for i in decided if got[i] != 1] == []
