@@ -317,7 +317,7 @@ class Checker:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = self._subject(subject)
-        if transaction.region is None and self._region is not None:
+        if self._region is not None and transaction.region is None:
             transaction = self._in_region(transaction)
         if self._syncer.catalog is None:
             self._await_catalog()
@@ -366,7 +366,7 @@ class Checker:
     def _decide_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
         if self._pid != os.getpid():
             self._after_fork_in_child()
-        if transaction.region is None and self._region is not None:
+        if self._region is not None and transaction.region is None:
             transaction = self._in_region(transaction)
         return self._engine.decide_one(self._subject(subject), transaction, Mode.LOCAL)
 
@@ -393,7 +393,7 @@ class Checker:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = [self._subject(s) for s in subjects]
-        if transaction.region is None and self._region is not None:
+        if self._region is not None and transaction.region is None:
             transaction = self._in_region(transaction)
         self._await_catalog()
         if self._tracer is not None:

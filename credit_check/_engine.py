@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from credit_check._breaker import CircuitOpen
 from credit_check._cache import LookupCache
@@ -111,6 +112,7 @@ class _Memo:
 
 # (role, person) of an organisation, as checked for one decision
 Named = list[tuple[str, Subject]]
+_NOBODY: list[Any] = []  # shared, never changed: no related person
 PLANS_KEPT = 4  # the live catalogue, a shadow one, and the ones they replaced
 MEASURE_SETS_KEPT = 1024  # (scenario, region) selections kept per plan
 
@@ -216,6 +218,7 @@ class Engine:
         self._max_stale = max_stale
         self.region = region
         self._plans: dict[int, _Plan] = {}
+        self._plan: _Plan | None = None
         self._memo: dict[tuple[object, ...], _Memo] = {}
         self.last_error: str | None = None
         self.last_error_at: float | None = None
@@ -226,6 +229,9 @@ class Engine:
         self.unknown_scenarios: dict[str, float] = {}
 
     def _plan_for(self, catalog: Catalog) -> _Plan:
+        plan = self._plan
+        if plan is not None and plan.catalog is catalog:
+            return plan  # the usual case: the catalogue the last check used
         plan = self._plans.get(id(catalog))
         if plan is None or plan.catalog is not catalog:
             if len(self._plans) >= PLANS_KEPT:
@@ -234,6 +240,9 @@ class Engine:
             live = self._syncer.catalog
             if live is not None and live.catalog is catalog:
                 self._note(catalog)
+        live = self._syncer.catalog
+        if live is not None and live.catalog is catalog:
+            self._plan = plan  # not a shadow catalogue's: the two would take turns here
         return plan
 
     def _note(self, catalog: Catalog) -> None:
@@ -266,7 +275,7 @@ class Engine:
         syncer = self._syncer
         snapshot = syncer.snapshot if now < syncer.fresh_until_at else None
         if state is not None and snapshot is not None:
-            using = catalog or state.catalog
+            using = state.catalog if catalog is None else catalog
             plan = self._plan_for(using)
             scenario = transaction.scenario
             if (
@@ -323,14 +332,14 @@ class Engine:
                 raise ServiceUnavailable("no measure catalogue is available yet")
             why = "尚无措施目录 / no measure catalogue yet"
             return [self._fall_back(s, transaction, now, None, why) for s in subjects]
-        using = catalog or state.catalog
+        using = state.catalog if catalog is None else catalog
         plan = self._plan_for(using)
         scenario = transaction.scenario
+        quiet = catalog is not None or mode is Mode.SHADOW  # a dry-run records nothing
         if scenario not in plan.scenarios:
-            quiet = catalog is not None or mode is Mode.SHADOW
             return [self._unknown_scenario(s, transaction, using, now, quiet) for s in subjects]
-        roles = plan.roles.get(scenario, frozenset())
         want = scenario in plan.roles
+        roles = plan.roles[scenario] if want else None
         clean = scenario in plan.clean
         named: dict[str, Named] = {}
         ids: list[str] = []
@@ -360,13 +369,12 @@ class Engine:
                 more, more_cause = self._resolve(list(found), set(), mode, now, online)
                 answers.update(more)
                 failure = failure or more_cause
-        quiet = catalog is not None or mode is Mode.SHADOW  # a dry-run records nothing
         decisions: list[Decision | None] = []
         for s in subjects:
-            persons = named.get(s.id, [])
+            persons = named.get(s.id, _NOBODY)
             a = answers.get(s.id)
-            person_answers = [answers.get(p.id) for _, p in persons] if persons else []
-            if a is None or (persons and any(pa is None for pa in person_answers)):
+            person_answers = [answers.get(p.id) for _, p in persons] if persons else _NOBODY
+            if a is None or (persons and None in person_answers):
                 if mode in (Mode.LOCAL, Mode.SHADOW):
                     decisions.append(None)
                     continue
@@ -375,9 +383,8 @@ class Engine:
                 decisions.append(self._fall_back(s, transaction, now, using.version,
                                                  failure or "lookup failed"))
                 continue
-            decisions.append(self._decide(
-                s, persons, a, [pa for pa in person_answers if pa is not None], transaction,
-                using, now, quiet=quiet))
+            decisions.append(self._decide(s, persons, a, person_answers,  # type: ignore[arg-type]
+                                          transaction, using, now, plan, quiet))
         return decisions
 
     def _unknown_scenario(self, s: Subject, transaction: Transaction, catalog: Catalog,
@@ -402,14 +409,15 @@ class Engine:
 
     def _decide(
         self, s: Subject, persons: Named, a: _Answer, person_answers: list[_Answer],
-        transaction: Transaction, catalog: Catalog, now: dt.datetime, *, quiet: bool = False,
+        transaction: Transaction, catalog: Catalog, now: dt.datetime, plan: _Plan,
+        quiet: bool,
     ) -> Decision:
         snapshot = self._syncer.snapshot
         lookup = a.lookup
         entries = own_entries(lookup, s.id) if lookup else []
         subject_via = via_entries(lookup, s.id) if lookup and s.kind is SubjectKind.PERSON \
             else []
-        others = [e for e, _ in subject_via]
+        others = [e for e, _ in subject_via] if subject_via else []
         if persons:
             s = _with_persons(s, persons)
             stale = a.stale or any(pa.stale for pa in person_answers)
@@ -434,7 +442,6 @@ class Engine:
         data_version = (lookup.data_version if lookup
                         else str(snapshot.version) if snapshot else None)
         scenario = transaction.scenario
-        plan = self._plan_for(catalog)
         hidden = (withheld_targets(catalog, scenario, self._withheld(lookup, persons, lookups,
                                                                      quiet=quiet))
                   if self.withheld_causes or (lookup is not None and lookup.withheld)
