@@ -16,8 +16,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -519,6 +521,22 @@ class FeedbackKind(enum.StrEnum):
     DECISION = "decision"
     OUTCOME = "outcome"
     POST_CHECK = "post_check"
+    # Protocol v1.1 (DESIGN §9.6): sent only to a service that lists them.
+    RESCREEN = "rescreen"
+    COMMITMENT = "commitment"
+    COMMITMENT_FULFILLED = "commitment_fulfilled"
+    COMMITMENT_WAIVED = "commitment_waived"
+    COMMITMENT_BREACHED = "commitment_breached"
+    CASE_OPENED = "case_opened"
+
+
+# The record kinds of protocol v1, which every service accepts.
+V1_KINDS = frozenset({"decision", "outcome", "post_check"})
+_COMMITMENT_KINDS = frozenset({"commitment", "commitment_fulfilled", "commitment_waived",
+                               "commitment_breached"})
+# Fields of the v1.1 record kinds: left out of a record's JSON when None, so records of
+# the v1 kinds keep exactly the shape a v1 service accepts.
+LIFECYCLE_FIELDS = ("lift", "lifted_entries", "commitment_id", "items", "due", "provisional")
 
 
 class FeedbackSubject(BaseModel):
@@ -566,6 +584,17 @@ class FeedbackRecord(BaseModel):
     operator: str | None = Field(default=None, max_length=128)
     previous_outcome: Outcome | None = None
     hmac: str = Field(default="", max_length=128)
+    # v1.1 kinds only (see LIFECYCLE_FIELDS): a re-screen's lift flag and the entries
+    # removed as wrong; a commitment's id, items, due date (China Standard Time) and
+    # whether that date rests on a working-day schedule not yet published.
+    lift: bool | None = None
+    lifted_entries: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = \
+        Field(default=None, max_length=100)
+    commitment_id: str | None = Field(default=None, min_length=1, max_length=64)
+    items: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = \
+        Field(default=None, max_length=50)
+    due: dt.date | None = None
+    provisional: bool | None = None
 
     @field_validator("record_id", "decision_id")
     @classmethod
@@ -573,5 +602,37 @@ class FeedbackRecord(BaseModel):
         if not value.isprintable():
             raise ValueError("must be printable")
         return value
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> FeedbackRecord:
+        kind = self.kind.value
+        if kind == "rescreen":
+            if self.lift is None or self.previous_outcome is None:
+                raise ValueError("a rescreen record needs lift and previous_outcome")
+            if self.lift and not self.lifted_entries:
+                raise ValueError("a rescreen record with lift: true names lifted_entries")
+        elif self.lift is not None or self.lifted_entries is not None:
+            raise ValueError(f"lift and lifted_entries belong to rescreen records, not {kind}")
+        if kind in _COMMITMENT_KINDS:
+            if self.commitment_id is None:
+                raise ValueError(f"a {kind} record needs commitment_id")
+            if kind in ("commitment", "commitment_breached") and (
+                    not self.items or self.due is None or self.provisional is None):
+                raise ValueError(f"a {kind} record needs items, due and provisional")
+            if kind == "commitment_fulfilled" and not self.items:
+                raise ValueError("a commitment_fulfilled record needs the items received")
+        elif any(getattr(self, f) is not None for f in
+                 ("commitment_id", "items", "due", "provisional")):
+            raise ValueError(f"commitment_id, items, due and provisional belong to commitment "
+                             f"records, not {kind}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in LIFECYCLE_FIELDS:
+            if data.get(name, False) is None:
+                del data[name]
+        return data
 
 

@@ -99,4 +99,7 @@ class FeedbackTable:
                              "WHERE kind = 'decision'").fetchone()
         out["total"] = {"checks": total[0], "hits": total[1] or 0, "measures": total[2] or 0}
         out["records"] = conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0]
+        # Every record kind, the v1.1 lifecycle kinds included (DESIGN §9.6).
+        out["by_kind"] = {str(k): int(n) for k, n in conn.execute(
+            "SELECT kind, COUNT(*) FROM feedback GROUP BY kind ORDER BY kind").fetchall()}
         return out
