@@ -12,12 +12,14 @@ from credit_check._exceptions import (
     CatalogError,
     ConfigurationError,
     CreditCheckError,
+    InvalidArgument,
     InvalidServiceData,
     InvalidSubjectId,
     OutboxError,
     ServiceError,
     ServiceRejected,
     ServiceUnavailable,
+    UnknownCommitment,
     UnknownDecision,
 )
 from credit_check._ids import (
@@ -28,6 +30,7 @@ from credit_check._ids import (
     validate_org_code,
     validate_uscc,
 )
+from credit_check._lifecycle._ledger import Commitment
 from credit_check._middleware._asgi import CreditCheckASGIMiddleware
 from credit_check._middleware._routes import (
     FromForm,
@@ -66,6 +69,7 @@ __all__ = [
     "CatalogError",
     "Checker",
     "CheckerStatus",
+    "Commitment",
     "ConfigurationError",
     "CreditCheckASGIMiddleware",
     "CreditCheckError",
@@ -80,6 +84,7 @@ __all__ = [
     "FromJSON",
     "FromPath",
     "FromQuery",
+    "InvalidArgument",
     "InvalidServiceData",
     "InvalidSubjectId",
     "ListDefinition",
@@ -99,6 +104,7 @@ __all__ = [
     "SubjectKind",
     "Target",
     "Transaction",
+    "UnknownCommitment",
     "UnknownDecision",
     "mask_id",
     "normalize_id",

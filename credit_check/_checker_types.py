@@ -44,6 +44,11 @@ class CheckerStatus:
             a v1 service, whose freshness is unproven.
         refused_answers: signed answers refused as older than the data held (lagging
             instances or replays) since the start.
+        watched: decisions watched now (open cases and grants; None without feedback).
+        watch_refused: decisions not watched because the watch list was full (an error:
+            raise ``watch_limit`` or close finished cases).
+        commitments_open: commitments not yet fulfilled, waived or breached.
+        commitments_breached: commitments reported breached (违诺).
     """
 
     ready: bool
@@ -67,6 +72,10 @@ class CheckerStatus:
     epoch: int | None = None
     freshness_signed: bool = False
     refused_answers: int = 0
+    watched: int | None = None
+    watch_refused: int = 0
+    commitments_open: int = 0
+    commitments_breached: int = 0
 
 
 class DecisionGroup(Sequence[Decision]):

@@ -400,6 +400,18 @@ class Engine:
             answers[sid] = _Answer(answer)
         return answers, None
 
+    def refresh(self, ids: Iterable[str]) -> dict[str, SubjectLookup]:
+        """Look ``ids`` up now, one round trip per batch, and renew their cached answers:
+        a re-screen must not decide on an answer cached before the change it follows.
+
+        Raises:
+            ServiceError: the service cannot answer.
+        """
+        fresh = self._lookup.lookup_many(list(dict.fromkeys(ids)))
+        for sid, answer in fresh.items():
+            self._cache.put(sid, answer)
+        return fresh
+
     def _stale_snapshot(self, now: dt.datetime) -> SnapshotState | None:
         """The snapshot while it is stale but younger than ``max_stale``."""
         snapshot, age = self._syncer.snapshot, self._syncer.data_age()

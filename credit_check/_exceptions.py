@@ -9,7 +9,9 @@
     │   ├── ServiceRejected                  a 4xx answer: our request was wrong or not allowed
     │   └── InvalidServiceData               an answer that does not validate, or a bad signature
     ├── OutboxError                          the feedback outbox cannot store or read a record
-    └── UnknownDecision (also KeyError)      report() named a decision this checker never made
+    ├── UnknownDecision (also KeyError)      report() named a decision this checker never made
+    ├── UnknownCommitment (also KeyError)    fulfil()/waive() named a commitment not on record
+    └── InvalidArgument (also ValueError)    a call's argument is malformed (which, what to do)
 """
 
 from __future__ import annotations
@@ -87,3 +89,15 @@ class UnknownDecision(CreditCheckError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown decision"
+
+
+class UnknownCommitment(CreditCheckError, KeyError):
+    """``fulfil()`` or ``waive()`` named a commitment id that the ledger does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown commitment"
+
+
+class InvalidArgument(CreditCheckError, ValueError):
+    """An argument of a call is malformed or not allowed here; the message names it and
+    says what to give instead."""

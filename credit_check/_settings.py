@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     max_data_age: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     breaker_cooldown: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     pilot_codes: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_codes)] = ()
+    # The case lifecycle (事中): the most open watches; how long a decision that applied a
+    # measure is kept for lifting; the operator's working-day schedule (default: the data
+    # directory's workdays.json when it exists).
+    watch_limit: int = Field(default=1_000_000, ge=1)
+    lift_retention_days: float = Field(default=365.0, gt=0, allow_inf_nan=False)
+    workdays_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(

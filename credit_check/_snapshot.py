@@ -47,6 +47,19 @@ class Signed:
 
 
 @dataclass(frozen=True, slots=True)
+class Hints:
+    """What an answer says about the change it brings, for re-screening (DESIGN §9.3):
+    ``full`` for a full answer (everything may have changed), else the delta's ``since``,
+    the prefixes it touched (added, removed, and — when signed — ``changed``) and the
+    entries it lifted (signed only)."""
+
+    full: bool
+    since: int | None = None
+    prefixes: frozenset[int] = frozenset()
+    lifted: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotState:
     """One verified version of the prefix set. Immutable: updates build a new state."""
 
@@ -56,6 +69,8 @@ class SnapshotState:
     prefixes: PrefixSet
     # From the answer that produced this state, when it was a v1.1 answer.
     signed: Signed | None = None
+    # What that answer changed (None for a state loaded from disk).
+    hints: Hints | None = None
 
     @classmethod
     def empty(cls) -> SnapshotState:
@@ -123,7 +138,7 @@ class SnapshotState:
             actual = prefixes.checksum()
             if actual != checksum:
                 raise InvalidServiceData(f"snapshot version {version}: checksum mismatch")
-            return SnapshotState(version, checksum, signature, prefixes, signed)
+            return SnapshotState(version, checksum, signature, prefixes, signed, Hints(True))
         since = body.get("since")
         if since != self.version:
             raise InvalidServiceData(
@@ -137,7 +152,13 @@ class SnapshotState:
             raise SnapshotChecksumMismatch(
                 f"snapshot delta {since}→{version}: the resulting set's checksum does not match"
             )
-        return SnapshotState(version, checksum, signature, prefixes, signed)
+        touched = frozenset(added).union(removed)
+        lifted: tuple[str, ...] = ()
+        if signed is not None:  # changed and lifted are bound by signature_v2 only
+            touched = touched.union(unpack(_field_bytes(body, "changed")))
+            lifted = tuple(body.get("lifted", ()))
+        return SnapshotState(version, checksum, signature, prefixes, signed,
+                             Hints(False, since, touched, lifted))
 
     def save(self, path: Path) -> None:
         """Write the state atomically (mode 0600) in a format :meth:`load` re-verifies."""

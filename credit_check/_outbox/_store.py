@@ -333,6 +333,17 @@ class Store:
                 (case_id,)).fetchall()
         return [(mac, self._plain(rid, blob)) for rid, mac, blob in rows]
 
+    def followed_rows(self, after: int, limit: int) -> list[tuple[int, str, bytes]]:
+        """Stored records a case follow-up reads, after ``seq`` ``after``: decisions and
+        post-checks of a case, or that applied a measure. ``(seq, hmac, canonical body)``."""
+        with self._use("read records") as conn:
+            rows = conn.execute(
+                "SELECT seq, record_id, hmac, body FROM records WHERE seq > ? AND kind IN "
+                "('decision', 'post_check') AND (case_id IS NOT NULL OR outcome IN "
+                "('deny', 'review', 'restrict')) ORDER BY seq LIMIT ?",
+                (after, limit)).fetchall()
+        return [(int(seq), mac, self._plain(rid, blob)) for seq, rid, mac, blob in rows]
+
     def counts(self) -> dict[str, Any]:
         """Counts by state, the oldest pending record's time, top dead-letter reasons and
         the quarantine size."""

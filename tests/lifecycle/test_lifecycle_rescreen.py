@@ -1,0 +1,123 @@
+"""Re-screening watched cases after a sync, against the real sandbox (DESIGN §9.3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _lifecycle_support import MakeChecker, admin, list_subject, received
+
+from credit_check import Decision, Outcome, Transaction
+from credit_check._server import SandboxServer
+from credit_check._server._demo import SHOWCASE
+
+
+def tx(case_id: str, scenario: str = "licensing") -> Transaction:
+    return Transaction(scenario=scenario, case_id=case_id)
+
+
+def test_a_green_channel_case_listed_mid_case_is_rescreened_once(
+        make_checker: MakeChecker, sandbox: SandboxServer) -> None:
+    seen: list[tuple[Decision, Decision]] = []
+    checker = make_checker(on_rescreen=lambda a, b: seen.append((a, b)))
+    org = SHOWCASE["a_grade_org"]
+    d = checker.check(org, tx("XK-2026-001"))
+    assert d.outcome is Outcome.GREEN_CHANNEL
+    assert checker.sync()  # the follower watches the case from its decision record
+    assert checker.status().watched == 1 and seen == []
+
+    list_subject(sandbox, "mid-case-1", org)   # a red-listed firm newly blacklisted
+    assert checker.sync()
+    assert len(seen) == 1
+    original, new = seen[0]
+    assert original.decision_id == d.decision_id and original.outcome is Outcome.GREEN_CHANNEL
+    assert new.outcome is Outcome.REVIEW and "mid-case-1" in {m.entry_id for m in new.matches}
+    assert checker.sync() and len(seen) == 1  # nothing new: nothing again
+    checker.close()
+    rescreens = received(sandbox, "rescreen")
+    assert len(rescreens) == 1
+    r = rescreens[0]
+    assert r["decision_id"] == d.decision_id and r["previous_outcome"] == "green_channel"
+    assert r["outcome"] == "review" and r["lift"] is False
+    assert r["transaction"]["case_id"] == "XK-2026-001"
+    assert [c["transaction"]["case_id"] for c in received(sandbox, "case_opened")] == [
+        "XK-2026-001"]
+
+
+def entry_of(sandbox: SandboxServer, subject_id: str) -> str:
+    """The id of the subject's (one) entry, from the admin view."""
+    answer = admin(sandbox, "GET", f"/v1/subjects/{subject_id}")
+    (entry,) = answer["entries"]
+    return str(entry["entry_id"])
+
+
+def test_an_objection_rejected_mid_case_is_rescreened(
+        make_checker: MakeChecker, sandbox: SandboxServer) -> None:
+    seen: list[tuple[Decision, Decision]] = []
+    checker = make_checker(on_rescreen=lambda a, b: seen.append((a, b)))
+    org = SHOWCASE["objection_tax_org"]
+    d = checker.check(org, tx("XK-2026-002"))
+    assert d.outcome is Outcome.ALLOW  # the objection suspends the measure
+    assert checker.sync()
+    admin(sandbox, "POST", f"/v1/admin/entries/{entry_of(sandbox, org)}/status",
+          json={"status": "active", "reason": "objection_rejected"})
+    assert checker.sync()
+    assert [(a.outcome, b.outcome) for a, b in seen] == [(Outcome.ALLOW, Outcome.REVIEW)]
+    checker.close()
+    (r,) = received(sandbox, "rescreen")
+    assert (r["previous_outcome"], r["outcome"], r["decision_id"]) == (
+        "allow", "review", d.decision_id)
+
+
+def test_a_closed_case_is_not_rescreened(make_checker: MakeChecker,
+                                         sandbox: SandboxServer) -> None:
+    seen: list[Any] = []
+    checker = make_checker(on_rescreen=lambda a, b: seen.append(b))
+    org = SHOWCASE["a_grade_org"]
+    checker.check(org, tx("XK-2026-003"))
+    assert checker.sync()
+    assert checker.close_case("XK-2026-003") == 1
+    list_subject(sandbox, "after-close", org)
+    assert checker.sync()
+    assert seen == [] and checker.status().watched == 0
+
+
+def test_a_deny_resting_on_an_entry_removed_as_wrong_is_surfaced_with_lift(
+        make_checker: MakeChecker, sandbox: SandboxServer) -> None:
+    seen: list[tuple[Decision, Decision]] = []
+    checker = make_checker(on_rescreen=lambda a, b: seen.append((a, b)))
+    org = SHOWCASE["court_defaulter_org"]
+    d = checker.check(org, tx("CG-2026-004", "procurement"))
+    assert d.outcome is Outcome.DENY
+    entry_id = entry_of(sandbox, org)
+    assert entry_id in {m.entry_id for m in d.measures}
+    assert checker.sync()
+    assert checker.report(d.decision_id, result="rejected")  # the case is over: kept
+    assert checker.status().watched == 0
+    admin(sandbox, "POST", f"/v1/admin/entries/{entry_id}/status",
+          json={"status": "removed", "reason": "objection_upheld_wrong"})
+    assert checker.sync()
+    assert len(seen) == 1
+    original, new = seen[0]
+    assert original.decision_id == d.decision_id and original.outcome is Outcome.DENY
+    assert entry_id in {m.entry_id for m in original.measures}
+    assert new.outcome is Outcome.ALLOW and not new.matches
+    assert checker.sync() and len(seen) == 1
+    checker.close()
+    (r,) = received(sandbox, "rescreen")
+    assert r["lift"] is True and r["lifted_entries"] == [entry_id]
+    assert (r["decision_id"], r["previous_outcome"], r["outcome"]) == (
+        d.decision_id, "deny", "allow")
+
+
+def test_a_repair_is_not_a_lift(make_checker: MakeChecker, sandbox: SandboxServer) -> None:
+    seen: list[Any] = []
+    checker = make_checker(on_rescreen=lambda a, b: seen.append(b))
+    org = SHOWCASE["court_defaulter_org"]
+    assert checker.check(org, tx("CG-2026-005", "procurement")).outcome is Outcome.DENY
+    assert checker.sync()
+    admin(sandbox, "POST", f"/v1/admin/entries/{entry_of(sandbox, org)}/status",
+          json={"status": "repaired", "reason": "repaired"})
+    assert checker.sync()
+    assert seen == []  # less severe, and no measure to lift
+    checker.close()
+    assert received(sandbox, "rescreen") == []
