@@ -631,6 +631,9 @@ class Checker:
     def _release(self, timeout: float = 5.0) -> None:
         if self._lifecycle is not None:
             self._lifecycle.store.tables.close()
+        if self._records is not None:
+            # A closed checker follows no more: another process of the directory takes over.
+            self._records.follower.release()
         if self._outbox is not None:
             self._outbox.close(timeout)
         if self._records is not None:
