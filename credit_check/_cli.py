@@ -23,6 +23,8 @@ _COMMANDS = {
     "check-file": "credit_check._cli_check:check_file",
     "demo": "credit_check._demo:run",
     "outbox": "credit_check._outbox._cli:outbox",
+    "cases": "credit_check._lifecycle._cli:cases",
+    "commitments": "credit_check._lifecycle._cli:commitments",
 }
 
 
@@ -89,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="salvage: another encryption key to try (the key of the time)")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="flush: seconds to try; run: seconds to deliver on stop")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("cases", help="watched cases, and those a re-screen changed or "
+                                     "found resting on an entry removed as wrong")
+    p.add_argument("--changed", action="store_true",
+                   help="cases whose outcome became more severe after a sync")
+    p.add_argument("--lift", action="store_true",
+                   help="decisions whose measures rest on entries removed as wrong")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("commitments", help="the commitment ledger (信用承诺)")
+    p.add_argument("--subject", metavar="ID", help="only this subject's commitments")
     p.add_argument("--json", action="store_true", help="print as JSON")
     return parser
 

@@ -147,15 +147,17 @@ class Lifecycle:
     # -- the follower ------------------------------------------------------------------
 
     def follow(self) -> None:
-        """Index new decisions, then re-screen, surface lifts and sweep commitments."""
+        """Index new decisions, then surface lifts, re-screen and sweep commitments."""
         if not self._lock.acquire(blocking=False):
             return  # another thread of this process is on it
         try:
             self.index()
             self.store.expire(self._now().timestamp())
             try:
-                self.rescreen()
+                # Lifts first: a re-screen of the same change would make the decision's
+                # baseline the outcome without the wrong entry.
                 self.lift()
+                self.rescreen()
             except ServiceError as exc:
                 logger.info("re-screening postponed, the service is not answering: %s", exc)
             self.ledger.sweep()
