@@ -87,7 +87,7 @@ def _cases(store: LifecycleStore, args: argparse.Namespace) -> int:
                   f"data {e['data_version']}){lifted}")
         return EXIT_OK
     rows = store.open_watches()
-    baselines = store.baselines([r.decision_id for r in rows])
+    baselines = store.baselines([r[0] for r in rows])
     watched = [{"case_id": b["transaction"].get("case_id"), "decision_id": d,
                 "subject": _shown(b["subject"]), "scenario": b["transaction"]["scenario"],
                 "outcome": b["outcome"], "decided_at": b["created_at"]}

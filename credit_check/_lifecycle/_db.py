@@ -26,7 +26,8 @@ LIFECYCLE_FILE = "lifecycle.sqlite3"
 SCHEMA_VERSION = 1
 _SCHEMA_LOCK = lock_key("credit-check/lifecycle-schema")
 
-# {blob} {big} {real} {serial}: the engine's column types.
+# {blob} {big} {real} {serial}: the engine's column types. The match step reads the open
+# watches from the covering index alone: the rows themselves hold the sealed records.
 _TABLES = """
 CREATE TABLE IF NOT EXISTS credit_check_lc_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS credit_check_watch (
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS credit_check_watch (
     baseline {blob} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS credit_check_watch_case ON credit_check_watch (case_id);
-CREATE INDEX IF NOT EXISTS credit_check_watch_open ON credit_check_watch (state, prefix);
+CREATE INDEX IF NOT EXISTS credit_check_watch_open ON credit_check_watch
+    (state, degraded, prefix, flagged, listed, decision_id);
 CREATE TABLE IF NOT EXISTS credit_check_watch_entry (
     entry_key {blob} NOT NULL,
     decision_id TEXT NOT NULL,

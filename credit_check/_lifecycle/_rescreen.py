@@ -85,14 +85,14 @@ def match(rows: Sequence[WatchRow], touched: set[int] | None,
     """
     again: list[str] = []
     settled: list[str] = []
-    for row in rows:
-        if touched is not None and row.prefix in touched:
-            again.append(row.decision_id)
-        elif touched is None or row.flagged:
-            if row.listed or in_set(row.prefix):
-                again.append(row.decision_id)
-            elif row.flagged:
-                settled.append(row.decision_id)
+    for decision_id, prefix, flagged, listed in rows:
+        if touched is not None and prefix in touched:
+            again.append(decision_id)
+        elif touched is None or flagged:
+            if listed or in_set(prefix):
+                again.append(decision_id)
+            elif flagged:
+                settled.append(decision_id)
     return again, settled
 
 
