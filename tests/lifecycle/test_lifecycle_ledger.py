@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from _lifecycle_support import Clock, MakeChecker, received
+from _lifecycle_support import Clock, MakeChecker, admin, list_subject, received
 
 from credit_check import (
     InvalidArgument,
@@ -16,7 +16,7 @@ from credit_check import (
 )
 from credit_check._models import CST
 from credit_check._server import SandboxServer
-from credit_check._server._demo import SHOWCASE
+from credit_check._server._demo import SHOWCASE, demo_catalog
 
 
 def green(checker: object, case_id: str = "XK-L1") -> str:
@@ -103,3 +103,24 @@ def test_no_commitment_on_a_decision_that_excludes_facilitation(
         checker.fulfil(c.commitment_id, ["营业执照"])
     with pytest.raises(InvalidArgument, match="say why"):
         checker.waive(c.commitment_id, " ")
+
+
+def test_a_catalogue_list_of_commitment_breakers_feeds_the_next_decision(
+        make_checker: MakeChecker, sandbox: SandboxServer) -> None:
+    catalog = demo_catalog()
+    catalog["lists"].append({"code": "credit.commitment_breach", "kind": "black",
+                             "name": "信用承诺失信（违诺）名单", "suspend_on_objection": True})
+    catalog["measures"].append({
+        "code": "P-090", "name": "不适用告知承诺、容缺受理", "effect": "restrict",
+        "list_codes": ["credit.commitment_breach"], "scenarios": ["licensing"],
+        "target": "subject", "legal_basis": "示例依据（虚构）",
+        "implementing_department": "各行政审批部门"})
+    admin(sandbox, "PUT", "/v1/admin/catalog", json=catalog)
+    list_subject(sandbox, "breach-1", SHOWCASE["unknown_org"],
+                 list_code="credit.commitment_breach")
+    checker = make_checker()
+    d = checker.check(SHOWCASE["unknown_org"],
+                      Transaction(scenario="licensing", case_id="XK-B2"))
+    assert d.outcome is Outcome.RESTRICT and [m.code for m in d.measures] == ["P-090"]
+    with pytest.raises(InvalidArgument, match="restrict"):
+        checker.commit(d.decision_id, items=["设备清单"], working_days=5)
