@@ -422,9 +422,14 @@ class Checker:
             self._outbox.write_in(connection, record)
         else:
             self._outbox.write(record)
-        if self._lifecycle is not None:
-            self._lifecycle.reported(original.model_dump(mode="json"), result, until)
         record_id: str = record.record_id
+        if self._lifecycle is not None:
+            try:
+                self._lifecycle.reported(original.model_dump(mode="json"), result, until)
+            except OutboxError as exc:
+                # The outcome is recorded (the platform has it); only following it failed.
+                logger.error("the outcome %s of decision %s is recorded, but its watch could "
+                             "not be updated: %s", record_id, decision_id, exc)
         return record_id
 
     def _watch_until(self, value: dt.datetime | dt.date | None) -> dt.datetime | None:

@@ -91,6 +91,7 @@ class Lifecycle:
         self.ledger = Ledger(store, outbox.write, calendar, clock)
         self._log = HintLog(syncer.snapshot)
         self._lock = threading.Lock()
+        self.failures = 0
 
     def reset_lock(self) -> None:
         """Fresh locks for a forked child."""
@@ -102,7 +103,8 @@ class Lifecycle:
     def after_sync(self) -> None:
         """After a good sync: take in its hints (lifted entries go to the shared store at
         once, whichever process saw them), then follow if this process is the follower.
-        Never raises: a failure is logged and the work is tried again after the next sync."""
+        Never raises into the sync thread: a failure is logged and counted, and the work
+        is tried again after the next sync."""
         try:
             lifted = self._log.note(self._syncer.snapshot)
             if lifted:
@@ -110,7 +112,11 @@ class Lifecycle:
             if self.role.try_acquire():
                 self.follow()
         except (CreditCheckError, OSError) as exc:
+            self.failures += 1
             logger.error("case follow-up postponed: %s", exc)
+        except Exception:  # a bug of ours must not stop the syncs that keep data fresh
+            self.failures += 1
+            logger.exception("case follow-up failed; it is tried again after the next sync")
 
     def _now(self) -> dt.datetime:
         return self._clock().astimezone(CST)
@@ -120,8 +126,13 @@ class Lifecycle:
         used = any(m.get("entry_id") for m in record.get("measures") or ())
         return decided + self._retention if used else decided
 
-    def _flagged(self, record: dict[str, Any]) -> bool:
-        mark = _parse_marker(self.store.meta(_RESCREENED))
+    def _mark(self) -> tuple[int | None, int] | None:
+        return _parse_marker(self.store.meta(_RESCREENED))
+
+    @staticmethod
+    def _flagged(record: dict[str, Any], mark: tuple[int | None, int] | None) -> bool:
+        """Whether a decision indexed now was made before changes already re-screened:
+        then it is re-screened on its own."""
         version = version_of(record.get("data_version"))
         return mark is not None and (version is None or version < mark[1])
 
@@ -137,7 +148,7 @@ class Lifecycle:
         until = watch_until.timestamp() if watch_until is not None else None
         keep = max(self._keep_until(record), until or 0.0)
         self.store.watch(record, close=until is None, watch_until=until, keep_until=keep,
-                         flagged=self._flagged(record))
+                         flagged=self._flagged(record, self._mark()))
 
     def close_case(self, case_id: str) -> int:
         """Close every watch of a case; how many were open."""
@@ -186,13 +197,14 @@ class Lifecycle:
         case_ids = [c for c in ((r.get("transaction") or {}).get("case_id") for r in decisions)
                     if c is not None]
         known = self.store.cases(case_ids)
+        mark = self._mark()
         items = []
         for record in decisions:
             case_id = (record.get("transaction") or {}).get("case_id")
             closed_at = known.get(case_id) if case_id is not None else None
             closed = case_id is None or (closed_at is not None and dt.datetime.fromisoformat(
                 closed_at) >= dt.datetime.fromisoformat(str(record["created_at"])))
-            items.append((record, CLOSED if closed else OPEN, self._flagged(record),
+            items.append((record, CLOSED if closed else OPEN, self._flagged(record, mark),
                           self._keep_until(record)))
         added, refused = self.store.add_watches(items, self.watch_limit)
         if refused:

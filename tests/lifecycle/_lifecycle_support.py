@@ -43,12 +43,12 @@ def admin(sandbox: Any, method: str, path: str, **kw: Any) -> Any:
 
 def list_subject(sandbox: Any, entry_id: str, subject_id: str, *,
                  list_code: str = "tax.major_violation", kind: str = "black",
-                 status: str = "active") -> None:
-    """An admin change: put an organisation on a list from today."""
+                 status: str = "active", subject_kind: str = "organization") -> None:
+    """An admin change: put a subject on a list from today."""
     today = dt.datetime.now(CST).date().isoformat()
     admin(sandbox, "POST", "/v1/admin/entries", json={"entries": [{
         "entry_id": entry_id, "list_code": list_code, "list_kind": kind,
-        "subject_id": subject_id, "subject_kind": "organization", "name": "示例公司",
+        "subject_id": subject_id, "subject_kind": subject_kind, "name": "示例",
         "issuing_department": "国家税务总局示范市税务局", "basis_document": "示税〔2026〕1号",
         "reason": "示例（虚构）", "listed_on": today, "effective_from": today,
         "effective_until": None, "status": status, "legal_representative_id": None}]})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+import random
 from typing import Any
 
+import pytest
 from _lifecycle_support import MakeChecker, admin, list_subject, received
 
-from credit_check import Decision, Outcome, Transaction
+from credit_check import Decision, Outcome, Subject, Transaction, mask_id
 from credit_check._server import SandboxServer
-from credit_check._server._demo import SHOWCASE
+from credit_check._server._demo import SHOWCASE, make_id_number
 
 
 def tx(case_id: str, scenario: str = "licensing") -> Transaction:
@@ -121,3 +124,39 @@ def test_a_repair_is_not_a_lift(make_checker: MakeChecker, sandbox: SandboxServe
     assert seen == []  # less severe, and no measure to lift
     checker.close()
     assert received(sandbox, "rescreen") == []
+
+
+def test_a_failing_callback_does_not_stop_the_record_nor_later_syncs(
+        make_checker: MakeChecker, sandbox: SandboxServer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def boom(original: Decision, new: Decision) -> None:
+        raise RuntimeError("host bug")
+
+    checker = make_checker(on_rescreen=boom)
+    org = SHOWCASE["a_grade_org"]
+    checker.check(org, tx("XK-2026-006"))
+    assert checker.sync()
+    list_subject(sandbox, "mid-case-6", org)
+    with caplog.at_level(logging.WARNING, "credit_check.lifecycle"):
+        assert checker.sync()
+    assert "on_rescreen callback failed" in caplog.text
+    assert "re-screen: case XK-2026-006 (subject " + org + ") is now review" in caplog.text
+    assert checker.sync()
+    checker.close()
+    assert len(received(sandbox, "rescreen")) == 1
+
+
+def test_a_person_listed_mid_case_is_logged_masked(
+        make_checker: MakeChecker, sandbox: SandboxServer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    person = make_id_number(random.Random(7))
+    checker = make_checker()
+    d = checker.check(Subject.person(person, "李四"), tx("XK-2026-007"))
+    assert d.outcome is Outcome.ALLOW
+    assert checker.sync()
+    list_subject(sandbox, "person-mid-case", person, subject_kind="person",
+                 list_code="court.judgment_defaulter")
+    with caplog.at_level(logging.WARNING, "credit_check.lifecycle"):
+        assert checker.sync()
+    assert f"case XK-2026-007 (subject {mask_id(person)}) is now review" in caplog.text
+    assert person not in caplog.text and "李四" not in caplog.text
