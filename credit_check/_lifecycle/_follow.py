@@ -209,9 +209,10 @@ class Lifecycle:
         added, refused = self.store.add_watches(items, self.watch_limit)
         if refused:
             self.store.add_meta_count(_REFUSED, refused)
-            logger.error("the watch list is full (%d open watches, watch_limit): %d decisions "
-                         "are not watched; close finished cases (close_case) or raise "
-                         "CREDIT_CHECK_WATCH_LIMIT", self.watch_limit, refused)
+            logger.error("the watch list is full (%d decisions watched or kept for lifting, "
+                         "watch_limit): %d decisions are not watched; close finished cases "
+                         "(close_case) or raise CREDIT_CHECK_WATCH_LIMIT", self.watch_limit,
+                         refused)
         self._open_cases(decisions, known)
         return added
 

@@ -23,7 +23,7 @@ from credit_check._snapshot import SnapshotState
 logger = logging.getLogger("credit_check.lifecycle")
 
 # A process keeps at most this many touched prefixes; past it, the next re-screen is full.
-HINT_LIMIT = 200_000
+HINT_LIMIT = 100_000
 
 
 class HintLog:

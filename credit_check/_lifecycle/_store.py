@@ -111,18 +111,18 @@ class LifecycleStore:
     def add_watches(self, items: Sequence[tuple[dict[str, Any], int, bool, float]],
                     limit: int) -> tuple[int, int]:
         """Watch decisions (``(record, state, flagged, keep_until)``) not watched yet, up to
-        ``limit`` open watches; returns (added, refused at the bound)."""
+        ``limit`` decisions held (watched, or kept for lifting); returns (added, refused at
+        the bound)."""
         rows = [self._row(r, state=s, flagged=f, keep_until=k, watch_until=None)
                 for r, s, f, k in items]
         entries = [(self.entry_key(m["entry_id"]), r["decision_id"]) for r, _, _, _ in items
                    for m in r.get("measures") or () if m.get("entry_id")]
 
         def work(conn: Any) -> tuple[int, int]:
-            (open_now,) = conn.execute(
-                "SELECT COUNT(*) FROM credit_check_watch WHERE state = 0").fetchall()[0]
+            (held,) = conn.execute("SELECT COUNT(*) FROM credit_check_watch").fetchall()[0]
             added = refused = 0
             for row in rows:
-                if row[3] == OPEN and open_now >= limit:
+                if held >= limit:
                     refused += 1
                     continue
                 cur = conn.execute(
@@ -132,7 +132,7 @@ class LifecycleStore:
                     "ON CONFLICT (decision_id) DO NOTHING", row)
                 if cur.rowcount == 1:
                     added += 1
-                    open_now += row[3] == OPEN
+                    held += 1
             taken = {row[0] for row in rows}
             if entries:
                 conn.executemany(
