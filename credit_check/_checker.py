@@ -73,7 +73,7 @@ class Checker:
     ``encryption_key``, ``service_public_key``, ``feedback``, ``listed_ttl``,
     ``not_listed_ttl``, ``max_stale``, ``cache_size``, ``sync_interval``, ``verify``,
     ``ca_bundle``, ``pilot_codes``, ``ready_timeout``, ``max_data_age``,
-    ``breaker_cooldown``, …).
+    ``breaker_cooldown``, ``watch_limit``, ``lift_retention_days``, ``workdays_file``, …).
 
     Behaviour worth knowing:
 
@@ -89,6 +89,11 @@ class Checker:
       to ``max_stale`` seconds and used only while the service fails (the decision is then
       ``degraded`` and queued for a post-check). Entry periods are judged against the clock
       at every check, so a cached entry that expires stops applying at once.
+    * Decisions of an open case (and grants reported with ``watch_until``) are watched:
+      after each sync the follower process decides again those the changes touched and
+      reports what became more severe (``on_rescreen``), surfaces measures resting on an
+      entry removed as wrong, and reports commitments past their due date (see
+      docs/lifecycle.md). ``check()`` itself writes nothing for this.
     * A degraded decision is queued for a post-check (补查). Once a sync succeeds, queued
       cases are re-checked; every result is recorded as a ``post_check`` feedback record
       (so the platform sees each degraded case closed out), and ``on_post_check`` is called
