@@ -107,8 +107,11 @@ def test_watches_and_rescreens_in_postgresql(
     # Another host (its own data directory) follows the cases in the shared database.
     other = make_checker(outbox_url=pg_url, data_dir=Path(str(first.settings.data_dir)) / "b",
                          on_rescreen=lambda a, b: seen.append((a, b)))
+    c = first.commit(d.decision_id, items=["设备清单"], working_days=5)
     first.close()
     assert other.sync() and other.status().watched == 1
+    assert [x.commitment_id for x in other.commitments(SHOWCASE["a_grade_org"])] == [
+        c.commitment_id]
     list_subject(sandbox, "pg-mid-case", SHOWCASE["a_grade_org"])
     assert other.sync()
     assert [(a.decision_id, b.outcome) for a, b in seen] == [(d.decision_id, Outcome.REVIEW)]
