@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 try:
+    from asgiref.sync import iscoroutinefunction
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured, RequestDataTooBig
     from django.http import HttpRequest, HttpResponse
@@ -29,12 +30,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from credit_check._middleware._body import RequestData
 from credit_check._middleware._guard import CheckerLike, Guard, Verdict
-from credit_check._middleware._respond import HEADER, Reply
+from credit_check._middleware._reader import MAX_BODY, BodyRefused, read_kept
+from credit_check._middleware._respond import HEADER, Reply, too_large
 from credit_check._middleware._routes import Extractor, Route, RouteTable
 
 __all__ = ["CreditCheckMiddleware", "credit_check_view"]
 
-F = TypeVar("F", bound=Callable[..., HttpResponse])
+F = TypeVar("F", bound=Callable[..., Any])
 _OPTIONS = ("review", "shadow", "on_error", "department")
 _cache: dict[str, CheckerLike] = {}
 
@@ -75,7 +77,7 @@ class CreditCheckMiddleware:
         config = _config()
         self.get_response = get_response
         self.routes = RouteTable(config.get("routes", ()))
-        self.max_body = int(config.get("max_body", 1_048_576))
+        self.max_body = int(config.get("max_body", MAX_BODY))
         self.guard = _guard(config)
 
     @property
@@ -84,17 +86,21 @@ class CreditCheckMiddleware:
         return self.guard.errors
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        found = self.routes.match(request.method or "GET", request.path_info)
-        if found is None:
+        try:  # everything we run in the host's request: a failure of ours is answered here
+            found = self.routes.match(request.method or "GET", request.path_info)
+            verdict = None if found is None else _evaluate(
+                self.guard, found[0], request, found[1], self.max_body)
+        except Exception as exc:
+            verdict = self.guard.failed(None, exc, where=_where(request))
+        if verdict is None:
             return self.get_response(request)
-        verdict = _evaluate(self.guard, found[0], request, found[1], self.max_body)
         return _respond(verdict, request, self.get_response)
 
 
 def credit_check_view(*, scenario: str, subject: Extractor | None = None,
                       checker: CheckerLike | None = None, max_body: int | None = None,
                       **options: Any) -> Callable[[F], F]:
-    """Guard one view; the decision is on ``request.credit_decision``.
+    """Guard one view, plain or ``async def``; the decision is on ``request.credit_decision``.
 
     Args:
         scenario: the transaction's scenario.
@@ -104,6 +110,9 @@ def credit_check_view(*, scenario: str, subject: Extractor | None = None,
         options: route options (``legal_representative``, ``members``, ``case_id``,
             ``item_code``, ``department``) and policy options (``review``, ``shadow``,
             ``on_error``) — the latter default to ``settings.CREDIT_CHECK``.
+
+    An ``async def`` view is checked without blocking its event loop: the snapshot answer
+    in the loop, a lookup in a worker thread (as the ASGI middleware does).
     """
     policy = {k: options.pop(k) for k in _OPTIONS if k in options and k != "department"}
     route = Route("*", "*", scenario, subject=subject, **options)
@@ -116,15 +125,36 @@ def credit_check_view(*, scenario: str, subject: Extractor | None = None,
             if checker is not None:
                 config["checker"] = checker
             state["guard"] = _guard(config)
-            state["max_body"] = max_body or int(config.get("max_body", 1_048_576))
+            state["max_body"] = max_body or int(config.get("max_body", MAX_BODY))
         return state["guard"], state["max_body"]
 
     def decorator(view: F) -> F:
+        if iscoroutinefunction(view):
+            @functools.wraps(view)
+            async def async_wrapper(request: HttpRequest, *args: Any,
+                                    **kwargs: Any) -> HttpResponse:
+                g, limit = guard()
+                try:
+                    verdict = await _evaluate_async(g, route, request, _params(kwargs), limit)
+                except Exception as exc:  # a failure of ours is answered here
+                    verdict = g.failed(None, exc, where=_where(request))
+                if verdict.reply is not None:
+                    return _response(verdict.reply)
+                request.credit_decision = verdict.decision
+                response: HttpResponse = await view(request, *args, **kwargs)
+                if verdict.header is not None:
+                    response[HEADER] = verdict.header
+                return response
+
+            return async_wrapper  # type: ignore[return-value]
+
         @functools.wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             g, limit = guard()
-            verdict = _evaluate(g, route, request, {k: str(v) for k, v in kwargs.items()},
-                                limit)
+            try:
+                verdict = _evaluate(g, route, request, _params(kwargs), limit)
+            except Exception as exc:  # a failure of ours is answered here
+                verdict = g.failed(None, exc, where=_where(request))
             return _respond(verdict, request, lambda r: view(r, *args, **kwargs))
 
         return wrapper  # type: ignore[return-value]
@@ -132,24 +162,43 @@ def credit_check_view(*, scenario: str, subject: Extractor | None = None,
     return decorator
 
 
-def _evaluate(guard: Guard, route: Route, request: HttpRequest, params: dict[str, str],
-              limit: int) -> Verdict:
+def _params(kwargs: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in kwargs.items()}
+
+
+def _where(request: HttpRequest) -> str:
+    return f"{request.method} {request.path_info}"
+
+
+def _request_data(request: HttpRequest, params: dict[str, str], limit: int,
+                  route: Route) -> RequestData:
+    """What the extractors read.
+
+    Raises:
+        BodyRefused: the body is over ``limit`` (or Django's own), or its Content-Length
+            is no number.
+    """
     body: bytes | None = None
     if route.needs_body:
-        declared = request.META.get("CONTENT_LENGTH") or ""
-        if declared.isdigit() and int(declared) > limit:
-            return guard.too_large(limit)
         try:
-            # request.body is cached: request.POST and the view read it again afterwards
-            body = request.body
-        except RequestDataTooBig:
-            return guard.too_large(limit)
-        if len(body) > limit:
-            return guard.too_large(limit)
-    data = RequestData(headers={k.lower(): v for k, v in request.headers.items()},
+            # request.body is kept: request.POST and the view read it again afterwards.
+            body = read_kept(request.META.get("CONTENT_LENGTH"), lambda: request.body, limit)
+        except RequestDataTooBig:  # over DATA_UPLOAD_MAX_MEMORY_SIZE
+            raise BodyRefused(too_large(limit)) from None
+    return RequestData(headers={k.lower(): v for k, v in request.headers.items()},
                        query_string=request.META.get("QUERY_STRING", ""),
                        path_params=params, body=body)
-    return guard.evaluate(route, data)
+
+
+def _evaluate(guard: Guard, route: Route, request: HttpRequest, params: dict[str, str],
+              limit: int) -> Verdict:
+    return guard.evaluate(route, _request_data(request, params, limit, route))
+
+
+async def _evaluate_async(guard: Guard, route: Route, request: HttpRequest,
+                          params: dict[str, str], limit: int) -> Verdict:
+    # Under ASGI Django has the body in memory (or a spooled file) before the view runs.
+    return await guard.evaluate_async(route, _request_data(request, params, limit, route))
 
 
 def _respond(verdict: Verdict, request: HttpRequest,

@@ -14,10 +14,11 @@ middleware as is: ``app.add_middleware(CreditCheckASGIMiddleware, checker=..., r
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 try:
     from fastapi import HTTPException, Request, Response
+    from starlette.requests import ClientDisconnect
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "credit_check.adapters.fastapi needs FastAPI: pip install 'credit-check[fastapi]'"
@@ -25,7 +26,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from credit_check._checker_types import DecisionGroup
 from credit_check._middleware._body import RequestData
-from credit_check._middleware._guard import CheckerLike, Guard, Verdict
+from credit_check._middleware._guard import CheckerLike, Guard, OnError, Verdict
+from credit_check._middleware._reader import MAX_BODY, read_kept_async
 from credit_check._middleware._respond import HEADER, Reply
 from credit_check._middleware._routes import Extractor, Route
 from credit_check._models import Decision
@@ -71,18 +73,19 @@ class CreditDecision:
         route_options: ``legal_representative``, ``members``, ``case_id``, ``item_code``.
 
     The dependency returns a :class:`~credit_check.Decision` (a ``DecisionGroup`` when
-    ``members`` is given), or None when the check failed and ``on_error="review"``.
+    ``members`` is given). With ``on_error="proceed"`` a check that failed returns the
+    decision if one was made but not recorded, else None, and the response carries
+    ``X-Credit-Check: error``.
     """
 
     def __init__(self, checker: CheckerLike, *, scenario: str, subject: Extractor | None = None,
-                 max_body: int = 1_048_576, review: str = "proceed", shadow: bool = False,
-                 on_error: str = "review", department: str | None = None,
-                 **route_options: Any) -> None:
+                 max_body: int = MAX_BODY, review: Literal["proceed", "hold"] = "proceed",
+                 shadow: bool = False, on_error: OnError = "unavailable",
+                 department: str | None = None, **route_options: Any) -> None:
         self.route = Route("*", "*", scenario, subject=subject, department=department,
                            **route_options)
         self.max_body = max_body
-        self.guard = Guard(checker, review=review, shadow=shadow,  # type: ignore[arg-type]
-                           on_error=on_error)  # type: ignore[arg-type]
+        self.guard = Guard(checker, review=review, shadow=shadow, on_error=on_error)
 
     @property
     def errors(self) -> int:
@@ -90,7 +93,12 @@ class CreditDecision:
         return self.guard.errors
 
     async def __call__(self, request: Request, response: Response) -> Any:
-        verdict = await self._evaluate(request)
+        try:  # everything we run in the host's request: a failure of ours is answered here
+            verdict = await self._evaluate(request)
+        except ClientDisconnect:
+            raise  # the client's doing, for the framework to handle as it does its own
+        except Exception as exc:
+            verdict = self.guard.failed(None, exc, where=f"{request.method} {request.url.path}")
         if verdict.reply is not None:
             raise CreditCheckRefused(verdict.reply)
         if verdict.header is not None:
@@ -104,25 +112,20 @@ class CreditDecision:
         body: bytes | None = None
         form: dict[str, list[str]] | None = None
         if self.route.needs_body:
-            declared = request.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body:
-                return self.guard.too_large(self.max_body)
             try:
-                # Request.body() caches, so FastAPI's own body parameters still see it.
-                body = await request.body()
+                # Request.body() keeps the body, so FastAPI's own body parameters still see it.
+                body = await read_kept_async(request.headers.get("content-length"),
+                                             request.body, self.max_body)
             except RuntimeError:
                 # FastAPI parsed a Form() parameter first: the stream is gone, but the
-                # parsed form is cached on the request.
+                # parsed form is kept on the request.
                 parsed = await request.form()
                 form = {}
                 for key, value in parsed.multi_items():
                     if isinstance(value, str):
                         form.setdefault(key, []).append(value)
-            if body is not None and len(body) > self.max_body:
-                return self.guard.too_large(self.max_body)
         data = RequestData(headers=dict(request.headers.items()),
                            query_string=request.url.query,
                            path_params={k: str(v) for k, v in request.path_params.items()},
                            body=body, form=form)
         return await self.guard.evaluate_async(self.route, data)
-

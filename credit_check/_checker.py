@@ -38,6 +38,7 @@ from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transac
 from credit_check._outbox import Outbox
 from credit_check._outbox._backends import POST_CHECK_FILE, Records, open_records
 from credit_check._outbox._pg_outbox import PgOutbox
+from credit_check._outbox._process import SenderProcess, sender_config
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
 from credit_check._postcheck_pg import PgPostCheckQueue
 from credit_check._settings import FallbackPolicy, Settings
@@ -108,10 +109,12 @@ class Checker:
             green channel), and when a measure it applied rests on an entry removed as
             wrong (``new`` then shows the outcome without it). ``original`` is rebuilt
             from the decision's record: outcome, subject, case, measures and versions.
-        sender: (also a setting, ``CREDIT_CHECK_SENDER``) run a sender thread here: it
-            delivers the whole data directory's feedback while this process holds the
-            sender role. False for web workers when ``credit-check outbox run`` delivers
-            as a sidecar.
+        sender: (also a setting, ``CREDIT_CHECK_SENDER``) how this process takes part in
+            delivering the data directory's feedback while it holds the sender role:
+            ``"process"`` (the default: in a child process, so delivery never holds the
+            request threads' GIL), ``"thread"`` (in a thread of this process), or
+            ``"off"`` (never here: for web workers when ``credit-check outbox run`` delivers
+            as a sidecar). True and False mean ``"process"`` and ``"off"``.
         clock: the time source for decisions and cache ages (tests).
         start: start the background sync and feedback threads.
         settings: a complete :class:`Settings`; keyword settings override it.
@@ -152,7 +155,7 @@ class Checker:
         workdays_file: str | os.PathLike[str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         start: bool = True,
-        sender: bool | None = None,
+        sender: bool | str | None = None,
         outbox_url: str | None = None,
         settings: Settings | None = None,
     ) -> None:
@@ -197,6 +200,7 @@ class Checker:
         self._queue: PostCheckQueue | PgPostCheckQueue | None = None
         self._records: Records | None = None
         self._lifecycle: Lifecycle | None = None
+        self._sender_process: SenderProcess | None = None
         try:
             store = DataDir(settings.data_dir)
             key = settings.encryption_key
@@ -224,8 +228,11 @@ class Checker:
                 max_stale=settings.max_stale,
             )
             self._outbox = self._records.outbox
-            if self._outbox is not None and settings.sender:
-                self._outbox.attach_sender(self._transport)
+            if self._outbox is not None and settings.sender != "off":
+                delivery = self._outbox.attach_sender(self._transport)
+                if settings.sender == "process" and isinstance(self._outbox, Outbox):
+                    self._sender_process = SenderProcess(
+                        self._outbox, sender_config(settings), delivery.start)
             self._post_checks = PostCheckRunner(
                 self._queue, recheck=self._recheck,
                 record=self._record_post_check if self._outbox is not None else None,
@@ -609,7 +616,9 @@ class Checker:
 
     def _start_threads(self) -> None:
         self._syncer.start()
-        if self._outbox is not None and self._outbox.sender is not None:
+        if self._sender_process is not None:
+            self._sender_process.start()
+        elif self._outbox is not None and self._outbox.sender is not None:
             self._outbox.sender.start()
 
     def _after_fork_in_child(self) -> None:
@@ -639,13 +648,18 @@ class Checker:
         self._release(timeout)
 
     def _release(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        if self._sender_process is not None and isinstance(self._outbox, Outbox):
+            # Our journal first, so the sender process imports all of it before it stops.
+            self._outbox.journal.close()
+            self._sender_process.close(timeout)
         if self._lifecycle is not None:
             self._lifecycle.store.tables.close()
         if self._records is not None:
             # A closed checker follows no more: another process of the directory takes over.
             self._records.follower.release()
         if self._outbox is not None:
-            self._outbox.close(timeout)
+            self._outbox.close(max(0.0, deadline - time.monotonic()))
         if self._records is not None:
             self._records.close()
         elif self._queue is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pydantic import ValidationError
 
 from credit_check._exceptions import ConfigurationError, CreditCheckError, InvalidSubjectId
+from credit_check._ids import mask_id
 from credit_check._models import Decision, Outcome, Subject, Transaction
 
 if TYPE_CHECKING:
@@ -180,10 +181,9 @@ def _progress(done: int, total: int, started: float, out: TextIO) -> None:
 
 def _report_row(row: _Row, d: Decision | None) -> dict[str, Any]:
     if d is None:
-        from credit_check._ids import mask_id
-
-        return {"row": row.number, "id": mask_id(row.raw) if row.raw.isdigit() else row.raw,
-                "outcome": "invalid", "error": row.error}
+        # Not a valid USCC, so possibly a mistyped id number: never echoed in clear.
+        return {"row": row.number, "id": mask_id(row.raw), "outcome": "invalid",
+                "error": row.error}
     return {
         "row": row.number,
         "id": d.subject.masked_id,

@@ -215,8 +215,13 @@ class FieldCipher:
             ) from exc
         return cls(key)
 
-    def encrypt(self, plaintext: bytes, associated: bytes = b"") -> bytes:
-        nonce = os.urandom(12)
+    def encrypt(self, plaintext: bytes, associated: bytes = b"",
+                nonce: bytes | None = None) -> bytes:
+        """``nonce ‖ ciphertext ‖ tag``. The nonce is random unless the caller gives one it
+        guarantees is never reused with this key (the journal: a random prefix per file
+        and a counter)."""
+        if nonce is None:
+            nonce = os.urandom(12)
         return nonce + self._aead.encrypt(nonce, plaintext, associated)
 
     def keyed_hash(self, label: str, value: str) -> bytes:

@@ -21,6 +21,7 @@ __all__ = [
     "detect_kind",
     "id_number_check_char",
     "mask_id",
+    "mask_ids_in",
     "normalize_id",
     "org_code_check_char",
     "upgrade_id_number",
@@ -78,6 +79,35 @@ def mask_id(text: str) -> str:
     return text[:6] + MASK + text[-4:]
 
 
+# A run of letters and digits long enough to be an identifier, in any script (full-width
+# digits included): what mask_ids_in looks at.
+_TOKEN = re.compile(r"[^\W_]{11,}")
+
+
+def mask_ids_in(text: str) -> str:
+    """``text`` with every token that may be an identifier masked, for logs of failures
+    whose inputs are not known (an exception raised inside our code).
+
+    A token is a run of 11 or more letters and digits with 6 or more digits; it is kept
+    in clear only when it is a valid USCC that cannot be read as an id number, or a
+    32-character hex id of ours (decision and record ids). Words are left alone.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        token = match.group()
+        if sum(c.isdigit() for c in token) < 6 or _HEX32.fullmatch(token):
+            return token
+        code = normalize_id(token)
+        if len(code) == 18 and not code[:17].isdigit() and is_valid_uscc(code):
+            return token
+        return mask_id(token)
+
+    return _TOKEN.sub(mask, text)
+
+
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
 def uscc_check_char(body: str) -> str:
     """The GB 32100 check character for the first 17 characters of a USCC."""
     if len(body) != 17:
@@ -129,20 +159,22 @@ def validate_org_code(text: str) -> str:
     """Validate a 9-character 组织机构代码 (GB 11714) and return it normalised.
 
     Raises:
-        InvalidSubjectId: wrong length, illegal character or wrong check character.
+        InvalidSubjectId: wrong length, illegal character or wrong check character. The
+            code is masked in the message (:func:`mask_id`).
     """
     code = normalize_id(text)
+    shown = mask_id(code)
     if len(code) != 9:
         raise InvalidSubjectId(
-            f"org_code {code!r}: must be 9 characters (8 + check character), got {len(code)}",
+            f"org_code {shown}: must be 9 characters (8 + check character), got {len(code)}",
             field="org_code",
             problem="length",
         )
-    _illegal("org_code", code[:8], _ORG_ALPHABET, repr(code))
+    _illegal("org_code", code[:8], _ORG_ALPHABET, shown)
     expected = org_code_check_char(code[:8])
     if code[8] != expected:
         raise InvalidSubjectId(
-            f"org_code {code!r}: check character should be {expected!r}, got {code[8]!r}",
+            f"org_code {shown}: check character should be {expected!r}, got {code[8]!r}",
             field="org_code",
             problem="check_character",
         )
@@ -159,7 +191,9 @@ def validate_uscc(text: str, *, allow: Iterable[str] = ()) -> str:
 
     Raises:
         InvalidSubjectId: wrong length, illegal character, or a wrong check character
-            (of the code or of the organisation code at positions 9-17).
+            (of the code or of the organisation code at positions 9-17). The code is masked
+            in the message (:func:`mask_id`): what fails is not a valid USCC, and may be a
+            mistyped id number.
     """
     code = normalize_id(text)
     if len(code) == 18 and is_valid_uscc(code):
@@ -167,34 +201,34 @@ def validate_uscc(text: str, *, allow: Iterable[str] = ()) -> str:
     if not code:
         raise InvalidSubjectId("uscc: empty; enter the 18-character code", field="uscc",
                                problem="empty")
+    shown = mask_id(code)
     if len(code) != 18:
         raise InvalidSubjectId(
-            f"uscc {code!r}: must be 18 characters, got {len(code)}",
+            f"uscc {shown}: must be 18 characters, got {len(code)}",
             field="uscc",
             problem="length",
         )
-    _illegal("uscc", code, USCC_ALPHABET, repr(code))
+    _illegal("uscc", code, USCC_ALPHABET, shown)
     try:
         expected = uscc_check_char(code[:17])
         if code[17] != expected:
             raise InvalidSubjectId(
-                f"uscc {code!r}: check character should be {expected!r}, got {code[17]!r}",
+                f"uscc {shown}: check character should be {expected!r}, got {code[17]!r}",
                 field="uscc",
                 problem="check_character",
             )
-        org = code[8:17]
-        org_expected = org_code_check_char(org[:8])
-        if org[8] != org_expected:
+        org_expected = org_code_check_char(code[8:16])
+        if code[16] != org_expected:
             raise InvalidSubjectId(
-                f"uscc {code!r}: the organisation code {org!r} at positions 9-17 has check "
-                f"character {org[8]!r}, should be {org_expected!r}",
+                f"uscc {shown}: the organisation code at positions 9-17 has check "
+                f"character {code[16]!r}, should be {org_expected!r}",
                 field="uscc",
                 problem="check_character",
             )
     except InvalidSubjectId:
         if code in {normalize_id(a) for a in allow}:
             warnings.warn(
-                f"uscc {code!r} fails its checksum but is on the pilot-code allow-list",
+                f"uscc {shown} fails its checksum but is on the pilot-code allow-list",
                 PilotCodeWarning,
                 stacklevel=2,
             )

@@ -1,4 +1,5 @@
-"""Domain models: subjects, list entries, the measure catalogue, transactions, decisions.
+"""Domain models: list entries, the measure catalogue, transactions, decisions (and, from
+``_subject``, the subjects).
 
 Shapes follow the list service protocol v1 (DESIGN §6). A plain date means 00:00 China
 Standard Time of that day; a datetime without an offset is taken as China Standard Time.
@@ -24,14 +25,11 @@ from pydantic import (
 )
 
 from credit_check._exceptions import CatalogError
-from credit_check._ids import (
-    detect_kind,
-    is_valid_uscc,
-    mask_id,
-    normalize_id,
-    validate_id_number,
-    validate_uscc,
-)
+from credit_check._ids import mask_id
+
+# Re-exported (``as``): code that imports them from here keeps working.
+from credit_check._subject import Subject as Subject
+from credit_check._subject import SubjectKind as SubjectKind
 
 CST = dt.timezone(dt.timedelta(hours=8), "CST")
 _M = TypeVar("_M", bound=BaseModel)
@@ -47,8 +45,13 @@ def trusted(cls: type[_M], values: dict[str, Any], fields_set: set[str]) -> _M:
     For hot paths only: ``values`` must hold every field, in declaration order, and
     ``fields_set`` the fields the caller gave. It does what ``model_construct`` does for
     such values (no defaults to fill, no aliases, no private attributes) in a third of
-    the time.
+    the time (1.8 µs against 3.9 µs validated, 5.4 µs ``model_construct``, for a
+    Decision: a third of the not-listed check). Values that miss a field (one added to the
+    model since the caller was written) take pydantic's way instead of making a broken
+    model; ``tests/test_models.py`` holds the slots this writes to pydantic 2.
     """
+    if len(values) != len(cls.__pydantic_fields__):
+        return cls.model_validate(values)
     m = object.__new__(cls)
     _set_dict(m, values)
     _set_fields_set(m, fields_set)
@@ -151,110 +154,9 @@ class EntryStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
-class SubjectKind(enum.StrEnum):
-    ORGANIZATION = "organization"
-    PERSON = "person"
-
-
 class Target(enum.StrEnum):
     SUBJECT = "subject"
     LEGAL_REPRESENTATIVE = "legal_representative"
-
-
-class Subject(BaseModel):
-    """Who is checked (主体): an organisation by USCC or a natural person by id number.
-
-    Build one with :meth:`organization`, :meth:`person` or :meth:`parse`, which validate
-    and normalise the identifier. ``repr()`` masks a person's id number.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: SubjectKind
-    id: str
-    name: str | None = None
-    legal_representative: Subject | None = None
-
-    @classmethod
-    def organization(
-        cls,
-        uscc: str,
-        name: str | None = None,
-        legal_representative: Subject | str | None = None,
-        *,
-        allow: Iterable[str] = (),
-    ) -> Subject:
-        """An organisation, by 统一社会信用代码.
-
-        Args:
-            uscc: the code; spaces, hyphens and full-width characters are tolerated.
-            name: the organisation's name, for display.
-            legal_representative: the 法定代表人, as a person ``Subject`` or an id number.
-            allow: pilot-period codes accepted despite a failing checksum.
-
-        Raises:
-            InvalidSubjectId: the code (or the representative's id number) is invalid.
-        """
-        rep = legal_representative
-        if isinstance(rep, str):
-            rep = cls.person(rep)
-        code = validate_uscc(uscc, allow=allow)
-        if cls is Subject and name is None and (rep is None or type(rep) is Subject):
-            # Nothing left for pydantic to check: the code is valid (and plain ASCII).
-            return _unnamed(SubjectKind.ORGANIZATION, code, rep)
-        return cls(kind=SubjectKind.ORGANIZATION, id=code, name=name, legal_representative=rep)
-
-    @classmethod
-    def person(cls, id_number: str, name: str | None = None) -> Subject:
-        """A natural person, by 居民身份证号码 (15-digit legacy numbers are upgraded).
-
-        Raises:
-            InvalidSubjectId: the number is invalid; the message masks it.
-        """
-        code = validate_id_number(id_number)
-        if cls is Subject and name is None:
-            return _unnamed(SubjectKind.PERSON, code, None)
-        return cls(kind=SubjectKind.PERSON, id=code, name=name)
-
-    @classmethod
-    def parse(cls, code: str, name: str | None = None, *, allow: Iterable[str] = ()) -> Subject:
-        """A subject from a code of either kind, telling the kind by its shape."""
-        if cls is Subject and name is None:
-            # The usual case first: a valid USCC that cannot be read as an id number (its
-            # first 17 characters are not all digits) is an organisation, whatever allow says.
-            text = normalize_id(code)
-            if len(text) == 18 and not text[:17].isdigit() and is_valid_uscc(text):
-                return _unnamed(SubjectKind.ORGANIZATION, text, None)
-        if detect_kind(code) == "person":
-            return cls.person(code, name)
-        return cls.organization(code, name, allow=allow)
-
-    @property
-    def masked_id(self) -> str:
-        """The id as it may be shown: masked for a person, in clear for an organisation."""
-        return mask_id(self.id) if self.kind is SubjectKind.PERSON else self.id
-
-    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
-        for key, value in super().__repr_args__():
-            yield key, (self.masked_id if key == "id" else value)
-
-    def public_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with a person's id (and representative's id) masked."""
-        data: dict[str, Any] = {"kind": self.kind.value, "id": self.masked_id, "name": self.name}
-        if self.legal_representative is not None:
-            data["legal_representative"] = self.legal_representative.public_dict()
-        return data
-
-
-def _unnamed(kind: SubjectKind, code: str, rep: Subject | None) -> Subject:
-    # A Subject with no name from a valid code (and a valid representative or None), as
-    # Subject.organization / Subject.person validating it would make it: an organisation
-    # is given its representative (None included), a person is not.
-    given = {"kind", "id", "name"}
-    if kind is SubjectKind.ORGANIZATION:
-        given.add("legal_representative")
-    return trusted(Subject, {"kind": kind, "id": code, "name": None,
-                             "legal_representative": rep}, given)
 
 
 class ListEntry(BaseModel):

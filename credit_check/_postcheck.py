@@ -63,9 +63,12 @@ class PostCheckQueue:
         OutboxError: the database cannot be opened.
     """
 
-    def __init__(self, path: Path, cipher: FieldCipher) -> None:
+    def __init__(self, path: Path, cipher: FieldCipher,
+                 pilot_codes: tuple[str, ...] = ()) -> None:
         self._path = path
         self._cipher = cipher
+        # Decisions on pilot-period codes were valid when made: they must load again.
+        self._context = {"allow": pilot_codes}
         self._lock = threading.Lock()
         self._pid = -1
         self._conn: sqlite3.Connection | None = None
@@ -144,7 +147,7 @@ class PostCheckQueue:
         for seq, blob in rows:
             try:
                 plain = self._cipher.decrypt(bytes(blob), _AAD)
-                found.append((int(seq), Decision.model_validate_json(plain)))
+                found.append((int(seq), Decision.model_validate_json(plain, context=self._context)))
             except CreditCheckError:
                 self.set_aside(int(seq), "cannot be decrypted with the current encryption key")
             except ValidationError:

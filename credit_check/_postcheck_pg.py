@@ -34,9 +34,12 @@ class PgPostCheckQueue:
         cipher: encrypts each stored decision.
     """
 
-    def __init__(self, db: Database, cipher: FieldCipher) -> None:
+    def __init__(self, db: Database, cipher: FieldCipher,
+                 pilot_codes: tuple[str, ...] = ()) -> None:
         self._db = db
         self._cipher = cipher
+        # Decisions on pilot-period codes were valid when made: they must load again.
+        self._context = {"allow": pilot_codes}
         self._pid = os.getpid()
         self.owner = f"{self._pid}:{uuid.uuid4().hex[:12]}"
 
@@ -83,7 +86,7 @@ class PgPostCheckQueue:
         for seq, blob in rows:
             try:
                 plain = self._cipher.decrypt(bytes(blob), _AAD)
-                found.append((int(seq), Decision.model_validate_json(plain)))
+                found.append((int(seq), Decision.model_validate_json(plain, context=self._context)))
             except CreditCheckError:
                 self.set_aside(int(seq), "cannot be decrypted with the current encryption key")
             except ValidationError:

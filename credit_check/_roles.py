@@ -57,9 +57,7 @@ class RoleLock:
             except OSError:
                 os.close(fd)
                 return False
-            with contextlib.suppress(OSError):  # the pid is for display only
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, str(os.getpid()).encode(), 0)
+            _write_pid(fd)
             self._fd, self._pid = fd, os.getpid()
             return True
 
@@ -72,8 +70,22 @@ class RoleLock:
             time.sleep(poll)
         return True
 
+    def fileno(self) -> int:
+        """The locked descriptor (to hand the role to a child process: while the child
+        holds a copy, the role stays taken after this process lets go of its own)."""
+        if not self.held or self._fd is None:
+            raise RuntimeError("the role is not held by this process")
+        return self._fd
+
+    def adopt(self, fd: int) -> None:
+        """Take the role through a descriptor a parent handed over (already locked)."""
+        with self._lock:
+            self._fd, self._pid = fd, os.getpid()
+            _write_pid(fd)
+
     def release(self) -> None:
-        """Give the role up (the next process that asks takes it)."""
+        """Give the role up (the next process that asks takes it), or, after handing it to
+        a child with :meth:`fileno`, let go of this process's copy only."""
         with self._lock:
             if self.held and self._fd is not None:
                 os.close(self._fd)
@@ -105,6 +117,15 @@ class RoleLock:
                 os.close(self._fd)
             self._fd = None
         self._lock = threading.Lock()
+
+
+def _write_pid(fd: int) -> None:
+    # For display only (``holder``): written over the old pid, then cut to length, so a
+    # reader never finds the file empty.
+    data = str(os.getpid()).encode()
+    with contextlib.suppress(OSError):
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
 
 
 def _after_fork(ref: weakref.ReferenceType[RoleLock]) -> None:

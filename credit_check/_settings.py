@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextvars
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, ValidationError
 from pydantic_settings import (
@@ -25,6 +25,16 @@ DEFAULT_DATA_DIR = "~/.credit-check"
 _EXPLICIT_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("explicit", default=False)
 _FALLBACK_OUTCOMES = {o.value: o for o in (Outcome.DENY, Outcome.REVIEW, Outcome.RESTRICT,
                                           Outcome.ALLOW)}
+
+
+def _sender_mode(value: Any) -> Any:
+    # CREDIT_CHECK_SENDER=true/false (and True/False) still mean "deliver" / "don't".
+    text = str(value).strip().lower()
+    if value is True or text in {"true", "yes", "on", "1"}:
+        return "process"
+    if value is False or text in {"false", "no", "off", "0", "none"}:
+        return "off"
+    return text
 
 
 def _split_codes(value: Any) -> Any:
@@ -52,7 +62,8 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = None
     service_public_key: str | None = None
     feedback: bool = True
-    sender: bool = True
+    sender: Annotated[Literal["process", "thread", "off"],
+                      BeforeValidator(_sender_mode)] = "process"
     # postgresql://…: the outbox and post-check queue in that database, shared by every host
     outbox_url: SecretStr | None = None
     listed_ttl: float = Field(default=60.0, gt=0)

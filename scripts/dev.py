@@ -1,5 +1,8 @@
 """Project commands that set themselves up: ``python3 scripts/dev.py demo|test|bench``.
 
+``test`` without arguments runs ruff, mypy (strict, over ``credit_check/`` and ``adapters/``)
+and the whole test suite, as CI does; with arguments, pytest alone with those arguments.
+
 Each creates ``.venv`` beside the project (if missing), installs the project with its
 ``dev`` extra from the project's own files (again whenever pyproject.toml changes), then
 runs the command. Python 3.11 is all it assumes.
@@ -51,6 +54,13 @@ def main(argv: list[str]) -> int:
     if command == "demo":
         return _run(BIN / "credit-check", "demo", *rest)
     if command == "test":
+        # The lint and the strict typing gate the tests, as in CI; a full run only (with
+        # arguments, pytest alone runs, for quick iterations).
+        if not rest:
+            for check in (("ruff", "check", "."), ("mypy",)):
+                print(f"$ {' '.join(check)}", flush=True)
+                if rc := _run(BIN / check[0], *check[1:]):
+                    return rc
         return _run(BIN / "python", "-m", "pytest", *rest)
     return _run(BIN / "python", "bench/run_all.py", *rest)
 

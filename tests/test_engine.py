@@ -223,12 +223,9 @@ def test_a_restarted_checker_does_not_take_its_old_snapshot_for_fresh(
 def test_without_a_catalogue_local_checks_answer_none_for_a_thread(
     service: FakeService, make_checker: MakeChecker
 ) -> None:
-    import asyncio
-
     service.down = True
     checker = make_checker(sync=False)
     assert checker.check_local(CLEAN_ORG, PROCUREMENT) is None
-    assert asyncio.run(checker.check_local_async(CLEAN_ORG, PROCUREMENT)) is None
 
 
 def test_check_waits_for_the_first_catalogue_instead_of_falling_back(

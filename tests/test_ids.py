@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import datetime as dt
+import io
+import json
 import re
+import tempfile
 import warnings
+from pathlib import Path
 
+import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from credit_check import (
+    CreditCheckWSGIMiddleware,
+    FromJSON,
     InvalidSubjectId,
     PilotCodeWarning,
+    Route,
     Subject,
     SubjectKind,
     mask_id,
@@ -21,11 +31,13 @@ from credit_check import (
     validate_org_code,
     validate_uscc,
 )
+from credit_check._cli import main as cli_main
 from credit_check._ids import (
     USCC_ALPHABET,
     detect_kind,
     id_number_check_char,
     is_valid_uscc,
+    mask_ids_in,
     org_code_check_char,
     uscc_check_char,
 )
@@ -102,6 +114,34 @@ def test_uscc_of_wrong_length_reports_the_length_it_got(code: str) -> None:
     with pytest.raises(InvalidSubjectId, match=rf"must be 18 characters, got {len(code)}") as info:
         validate_uscc(code)
     assert info.value.problem == "length"
+    assert code not in str(info.value) and f"uscc {mask_id(code)}:" in str(info.value)
+
+
+@pytest.mark.parametrize(("code", "shown"), [
+    ("110105194912310021X", "110105********021X"),  # an id number one character too long
+    ("9111000060003IOZSV", "911100********OZSV"),   # an illegal character
+    ("91110000600037341N", "911100********341N"),   # a wrong check character
+    ("MA5AP9ET", "********"),                       # short inputs are masked whole
+])
+def test_uscc_error_masks_the_input_first_6_and_last_4(code: str, shown: str) -> None:
+    with pytest.raises(InvalidSubjectId) as info:
+        validate_uscc(code)
+    assert code not in str(info.value) and f"uscc {shown}:" in str(info.value)
+
+
+def test_org_code_error_masks_the_code_whole() -> None:
+    for code in ("MA5AP9ET-5", "00251805", "00*51805-7"):
+        with pytest.raises(InvalidSubjectId) as info:
+            validate_org_code(code)
+        assert str(info.value).startswith("org_code ********:")
+        assert normalize_id(code) not in str(info.value)
+
+
+def test_pilot_code_warning_masks_the_code() -> None:
+    with pytest.warns(PilotCodeWarning) as caught:
+        validate_uscc(PILOT_CODE, allow=[PILOT_CODE])
+    assert PILOT_CODE not in str(caught[0].message) and mask_id(PILOT_CODE) in str(
+        caught[0].message)
 
 
 def test_empty_uscc_is_rejected_as_empty() -> None:
@@ -114,9 +154,11 @@ def test_uscc_whose_embedded_org_code_check_character_is_wrong_is_rejected() -> 
     body = "91110000" + "60003734" + "2"  # org code 600037342, whose check char is 1
     assert org_code_check_char("60003734") != "2"
     code = body + uscc_check_char(body)
-    with pytest.raises(InvalidSubjectId, match=r"organisation code '600037342'") as info:
+    with pytest.raises(InvalidSubjectId, match=r"organisation code at positions 9-17 has "
+                       r"check character '2', should be '1'") as info:
         validate_uscc(code)
     assert info.value.problem == "check_character"
+    assert "600037342" not in str(info.value)
 
 
 def test_org_code_with_wrong_check_character_is_rejected() -> None:
@@ -235,6 +277,20 @@ def test_mask_id_keeps_first_6_and_last_4() -> None:
 
 def test_mask_id_masks_short_strings_whole() -> None:
     assert mask_id("1234567890") == "********"
+
+
+def test_mask_ids_in_masks_what_may_be_an_id_and_keeps_words_uscc_and_our_hex_ids() -> None:
+    person, uscc, hex_id = "11010519491231002X", "91430111MA4L41YT1U", "ab12" * 8
+    text = (f"lookup exploded for {person} and {person}1 ({normalize_id(person)[:-1]}), "
+            f"firm {uscc}, decision {hex_id}, RecursionError in _collect_everything_here, "
+            f"wide {'１１０１０５１９４９１２３１００２Ｘ'}")
+    masked = mask_ids_in(text)
+    assert person not in masked and person[:-1] not in masked
+    assert "１９４９１２３１" not in masked
+    assert masked.count("110105********002X") == 1
+    assert "110105********02X1" in masked and "110105********1002" in masked
+    assert uscc in masked and hex_id in masked
+    assert "RecursionError in _collect_everything_here" in masked
 
 
 # --- Subject constructors --------------------------------------------------------
@@ -430,3 +486,79 @@ def test_parse_tells_the_kind_as_detect_kind_does(code: str) -> None:
         got = Subject.parse(code, allow=[PILOT_CODE])
     assert got == expected and got.model_fields_set == expected.model_fields_set
     assert list(got.__dict__.items()) == list(expected.__dict__.items())
+
+
+# --- masked echoes (DESIGN rule 10) ----------------------------------------------
+
+
+@st.composite
+def near_miss_id_numbers(draw: st.DrawFn) -> str:
+    """A valid id number with one character added, removed or changed."""
+    number = draw(valid_id_numbers())
+    pos = draw(st.integers(0, len(number) - 1))
+    how = draw(st.sampled_from(["add", "remove", "change"]))
+    if how == "remove":
+        return number[:pos] + number[pos + 1 :]
+    char = draw(st.sampled_from(TYPO_CHARS).filter(lambda c: how == "add" or c != number[pos]))
+    return number[:pos] + char + number[pos + (how == "change") :]
+
+
+class _NoChecker:
+    """An invalid identifier is answered before any checker method is called."""
+
+    def check(self, *args: object) -> None:
+        raise AssertionError("an invalid identifier reached the checker")
+
+    check_local = check_many = check
+
+
+_MIDDLEWARE = CreditCheckWSGIMiddleware(
+    lambda environ, start_response: [], checker=_NoChecker(),
+    routes=[Route("POST", "/bids", "bidding", subject=FromJSON("bidder.id"))])
+
+
+def _echoes(raw: str) -> list[str]:
+    """Every text that answers ``raw`` as an identifier: the exception, the middleware's
+    400, the CLI's stderr and stdout for ``check`` and ``check-file``, and the report."""
+    texts = []
+    with pytest.raises(InvalidSubjectId) as info:
+        Subject.parse(raw)
+    texts.append(str(info.value))
+    body = json.dumps({"bidder": {"id": raw}}).encode()
+    with httpx.Client(transport=httpx.WSGITransport(app=_MIDDLEWARE),
+                      base_url="http://testserver") as client:
+        answer = client.post("/bids", content=body,
+                             headers={"content-type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["problem"] == info.value.problem
+    texts.append(answer.text)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows, report = Path(tmp) / "bidders.csv", Path(tmp) / "report.csv"
+        rows.write_text(f"id,name\n{raw},某某\n", encoding="utf-8")
+        for argv in (["check", raw, "--scenario", "bidding"],
+                     ["check-file", str(rows), "--scenario", "bidding", "--out", str(report)]):
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                assert cli_main(argv) == 2
+            texts += [out.getvalue(), err.getvalue()]
+        with report.open(encoding="utf-8-sig") as fh:
+            (line,) = list(csv.DictReader(fh))
+        assert line["outcome"] == "invalid" and line["error"] == str(info.value)
+        texts.append(report.read_text(encoding="utf-8-sig"))
+    return texts
+
+
+@settings(deadline=None)  # the first example imports the CLI and the middleware
+@given(near_miss_id_numbers())
+def test_a_near_miss_id_number_is_never_echoed_in_clear(raw: str) -> None:
+    """Exception text, the middleware's 400, CLI stderr and the check-file report show a
+    mistyped id number masked (first 6 + ******** + last 4), never as it was entered."""
+    try:
+        subject = Subject.parse(raw)
+    except InvalidSubjectId:
+        pass
+    else:  # a letter typed into an id number made a valid USCC: shown in clear by design
+        assert subject.kind is SubjectKind.ORGANIZATION and is_valid_uscc(subject.id)
+        return
+    for text in _echoes(raw):
+        assert raw not in text and normalize_id(raw) not in text
+    assert mask_id(normalize_id(raw)) in _echoes(raw)[0]

@@ -319,7 +319,8 @@ def _same_model(made: BaseModel, validated: BaseModel) -> None:
 
 
 def test_subject_constructors_build_what_validation_builds() -> None:
-    """The shortcut past pydantic gives the very model validating the same fields gives."""
+    """The factories (which validate the id once, themselves) give the very model that
+    validating the same fields gives."""
     org, person = "91350100M000100Y43", "11010519491231002X"
     rep = Subject.person(person)
     _same_model(rep, Subject(kind=SubjectKind.PERSON, id=person, name=None))
@@ -351,3 +352,27 @@ def test_trusted_decision_equals_its_validated_and_constructed_twins() -> None:
     made = trusted(Decision, dict(values), set(Decision.model_fields))
     _same_model(made, Decision(**values))
     _same_model(made, Decision.model_construct(**values))
+
+
+def test_trusted_values_missing_a_field_take_pydantics_way() -> None:
+    class Later(Decision):  # a field added after the caller of trusted() was written
+        receipt_note: str = "none"
+
+    subject = Subject.organization("91350100M000100Y43")
+    values: dict[str, Any] = {
+        "decision_id": "d" * 32, "outcome": Outcome.ALLOW, "subject": subject,
+        "transaction": Transaction(scenario=Scenario.PROCUREMENT), "measures": [],
+        "matches": [], "reasons": ["a"], "remedy": None, "degraded": False,
+        "catalog_version": "1", "data_version": "2",
+        "decided_at": dt.datetime(2026, 1, 2, tzinfo=CST)}
+    made = trusted(Later, dict(values), set(values))
+    assert made.receipt_note == "none"
+    _same_model(made, Later(**values))
+
+
+def test_the_pydantic_slots_trusted_writes_exist() -> None:
+    from pydantic import BaseModel
+
+    for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__",
+                 "__pydantic_private__"):
+        assert hasattr(BaseModel.__dict__[name], "__set__"), name

@@ -188,3 +188,19 @@ def test_two_processes_post_check_each_degraded_decision_once(tmp_path: Path) ->
     assert records == sorted(f"record outage-{i}" for i in range(120))
     assert callbacks == sorted(f"callback outage-{i}" for i in range(120))
     assert q.size() == 0
+
+
+@pytest.mark.filterwarnings("ignore::credit_check.PilotCodeWarning")
+def test_a_decision_on_a_pilot_code_is_post_checked_after_a_reload(tmp_path: Path) -> None:
+    from credit_check._ids import uscc_check_char
+
+    body = "91350100MA01234A7"  # a pilot-period code: its check character fails
+    good = uscc_check_char(body)
+    pilot = body + ("0" if good != "0" else "1")
+    decision = fallback_decision(
+        subject=Subject.organization(pilot, allow=[pilot]),
+        transaction=Transaction(scenario="subsidy"), outcome=Outcome.REVIEW, now=NOW,
+        decision_id="pilot", catalog_version="1")
+    PostCheckQueue(tmp_path / "pc.sqlite3", CIPHER, (pilot,)).add(decision)
+    [(_, loaded)] = PostCheckQueue(tmp_path / "pc.sqlite3", CIPHER, (pilot,)).claim()
+    assert loaded.subject.id == pilot

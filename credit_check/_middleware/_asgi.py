@@ -8,7 +8,8 @@ from typing import Literal
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from credit_check._middleware._body import ASGIHeaders, RequestData
-from credit_check._middleware._guard import STATE_KEY, CheckerLike, Guard, Verdict
+from credit_check._middleware._guard import STATE_KEY, CheckerLike, Guard, OnError, Verdict
+from credit_check._middleware._reader import MAX_BODY, ClientGone, receive_body
 from credit_check._middleware._respond import HEADER, Reply
 from credit_check._middleware._routes import Route, RouteTable
 
@@ -34,7 +35,11 @@ class CreditCheckASGIMiddleware:
         max_body: the largest body read on a guarded route; larger → 413.
         review: ``"proceed"`` (the default) or ``"hold"`` (202, the app is not called).
         shadow: decide and report but never block.
-        on_error: ``"review"`` (proceed, ``X-Credit-Check: error``) or ``"deny"`` (503).
+        on_error: when the check cannot be completed or recorded: ``"unavailable"`` (the
+            default: 503), ``"deny"`` (403) or ``"proceed"`` (the app is called with
+            ``X-Credit-Check: error``, logged at ERROR each time). A DENY that was decided
+            is refused (403) whatever this says. ``"review"`` is a deprecated alias of
+            ``"proceed"``.
         department: the department handling the cases, put on each transaction.
 
     Attributes:
@@ -42,8 +47,8 @@ class CreditCheckASGIMiddleware:
     """
 
     def __init__(self, app: ASGIApp, *, checker: CheckerLike, routes: Sequence[Route],
-                 max_body: int = 1_048_576, review: Literal["proceed", "hold"] = "proceed",
-                 shadow: bool = False, on_error: Literal["review", "deny"] = "review",
+                 max_body: int = MAX_BODY, review: Literal["proceed", "hold"] = "proceed",
+                 shadow: bool = False, on_error: OnError = "unavailable",
                  department: str | None = None) -> None:
         self.app = app
         self.routes = RouteTable(routes)
@@ -60,34 +65,30 @@ class CreditCheckASGIMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        found = self.routes.match(scope["method"], scope["path"])
-        if found is None:
+        replay: _Replay | None = None
+        verdict: Verdict | None = None
+        try:  # everything we run in the host's request: a failure of ours is answered here
+            found = self.routes.match(scope["method"], scope["path"])
+            if found is not None:
+                route, params = found
+                headers = ASGIHeaders(scope["headers"])
+                body: bytes | None = None
+                if route.needs_body:
+                    replay = _Replay(receive)
+                    body = await receive_body(replay.read, headers.get("content-length"),
+                                              self.max_body)
+                    replay.read_messages = [
+                        {"type": "http.request", "body": body, "more_body": False}]
+                verdict = await self._evaluate(scope, headers, route, params, body)
+        except ClientGone:
+            return  # nobody to answer, nothing to check
+        except Exception as exc:
+            verdict = self.guard.failed(None, exc, where=_where(scope))
+        if replay is not None:
+            receive = replay  # the app reads the body the middleware read, then the rest
+        if verdict is None:
             await self.app(scope, receive, send)
             return
-        route, params = found
-        headers = ASGIHeaders(scope["headers"])
-        body: bytes | None = None
-        if route.needs_body:
-            read = await self._read(headers, receive)
-            if isinstance(read, Verdict):
-                await _send_reply(read.reply, send)
-                return
-            if read is None:
-                return  # the client disconnected before sending the whole body
-            body = read
-            receive = _Replay(body, receive)
-        query = scope.get("query_string", b"")
-        request = RequestData(headers=headers, query_string=query.decode("latin-1") if query
-                              else "", path_params=params, body=body)
-        guard = self.guard
-        plan = guard.plan(route, request)
-        if isinstance(plan, Verdict):
-            verdict = plan
-        elif guard.local_async is not None:
-            verdict = await guard.decide_async(plan)
-        else:
-            # The snapshot answer without another coroutine; a lookup goes to a thread.
-            verdict = guard.decide_local(plan) or await guard.decide_in_thread(plan)
         if verdict.reply is not None:
             await _send_reply(verdict.reply, send)
             return
@@ -98,48 +99,43 @@ class CreditCheckASGIMiddleware:
             return
         await self.app(scope, receive, _AddHeader(send, verdict.header.encode("latin-1")))
 
-    async def _read(self, headers: ASGIHeaders, receive: Receive) -> bytes | Verdict | None:
-        declared = headers.get("content-length", "")
-        # isdigit() alone accepts "²" and other digits int() refuses: ASCII digits only.
-        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body:
-            return self.guard.too_large(self.max_body)
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunk = message.get("body", b"")
-        if not message.get("more_body", False):  # the usual case: the body in one message
-            return self.guard.too_large(self.max_body) if len(chunk) > self.max_body else chunk
-        chunks = [chunk]
-        size = len(chunk)
-        while True:
-            if size > self.max_body:
-                return self.guard.too_large(self.max_body)
-            message = await receive()
-            if message["type"] != "http.request":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                if size > self.max_body:
-                    return self.guard.too_large(self.max_body)
-                return b"".join(chunks)
+    async def _evaluate(self, scope: Scope, headers: ASGIHeaders, route: Route,
+                        params: dict[str, str], body: bytes | None) -> Verdict:
+        query = scope.get("query_string", b"")
+        request = RequestData(headers=headers, query_string=query.decode("latin-1") if query
+                              else "", path_params=params, body=body)
+        guard = self.guard
+        plan = guard.plan(route, request)
+        if isinstance(plan, Verdict):
+            return plan
+        # The snapshot answer without another coroutine; a lookup goes to a thread.
+        return guard.decide_local(plan) or await guard.decide_in_thread(plan)
+
+
+def _where(scope: Scope) -> str:
+    return f"{scope.get('method')} {scope.get('path')}"
 
 
 class _Replay:
-    """A receive that gives the buffered body once, then defers to the server (disconnect)."""
+    """A receive that gives the app what the middleware read (the whole body in one
+    message; or, if a failure stopped the reading, the messages read so far), then defers
+    to the server (the rest of the body, then ``http.disconnect``)."""
 
-    __slots__ = ("body", "receive")
+    __slots__ = ("read_messages", "receive")
 
-    def __init__(self, body: bytes, receive: Receive) -> None:
-        self.body: bytes | None = body
+    def __init__(self, receive: Receive) -> None:
         self.receive = receive
+        self.read_messages: list[Message] = []
+
+    async def read(self) -> Message:
+        """Receive a message for the middleware, kept for the app."""
+        message = await self.receive()
+        self.read_messages.append(message)
+        return message
 
     async def __call__(self) -> Message:
-        body = self.body
-        if body is not None:
-            self.body = None
-            return {"type": "http.request", "body": body, "more_body": False}
+        if self.read_messages:
+            return self.read_messages.pop(0)
         return await self.receive()
 
 

@@ -10,15 +10,12 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import json
-import json.scanner
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, overload
 from urllib.parse import parse_qs
 
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-# What JSONDecoder.decode calls (typeshed wants the C scanner as its own context).
-_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 class BodyProblem(Exception):
@@ -180,7 +177,7 @@ class RequestData:
                                       f"{mime or 'no content type'}", status=415,
                                       expected=JSON_TYPES)
             try:
-                self._json = _parse_json(self.body or b"")
+                self._json = json.loads(self.body or b"")
             except (ValueError, RecursionError) as exc:
                 raise BodyProblem(f"malformed JSON body: {exc}", status=400,
                                   expected=JSON_TYPES) from None
@@ -210,27 +207,6 @@ class RequestData:
                                   f"{mime or 'no content type'}", status=415,
                                   expected=FORM_TYPES)
         return self._form
-
-
-def _parse_json(body: bytes) -> Any:
-    """``json.loads(body)``, without its encoding sniffing when the body plainly starts as
-    UTF-8 JSON text (an object or array whose second byte is not NUL).
-
-    The shortcut is ``JSONDecoder.decode`` unrolled: no leading whitespace to skip, and the
-    trailing whitespace looked for only when the value ends before the text does.
-    """
-    if body[:1] in (b"{", b"[") and body[1:2] != b"\0":
-        text = body.decode("utf-8", "surrogatepass")
-        try:
-            value, end = _SCAN(text, 0)
-        except StopIteration as err:
-            raise json.JSONDecodeError("Expecting value", text, err.value) from None
-        if end != len(text):
-            rest = text[end:].lstrip(" \t\n\r")  # JSON's whitespace only
-            if rest:
-                raise json.JSONDecodeError("Extra data", text, len(text) - len(rest))
-        return value
-    return json.loads(body)
 
 
 class ASGIHeaders(Mapping[str, str]):

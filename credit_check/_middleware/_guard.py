@@ -8,21 +8,23 @@ outcome into either "proceed, with this decision and header" or a reply to send 
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+import traceback
+import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 import anyio.to_thread
 from pydantic import ValidationError
 
 from credit_check._checker_types import DecisionGroup
-from credit_check._exceptions import InvalidSubjectId
-from credit_check._ids import mask_id
+from credit_check._exceptions import CreditCheckError, InvalidSubjectId, OutboxError
+from credit_check._ids import mask_id, mask_ids_in
 from credit_check._middleware import _respond as respond
 from credit_check._middleware._body import BodyProblem, RequestData
+from credit_check._middleware._reader import BodyRefused
 from credit_check._middleware._respond import Reply
 from credit_check._middleware._routes import ExtractionProblem, Extractor, Route
 from credit_check._models import (
@@ -31,13 +33,13 @@ from credit_check._models import (
     Subject,
     SubjectKind,
     Transaction,
-    max_length,
-    trusted,
 )
 
 logger = logging.getLogger("credit_check.middleware")
 
-LocalAsync = Callable[[Subject, Transaction], Coroutine[Any, Any, Decision | None]]
+OnError = Literal["unavailable", "deny", "proceed", "review"]
+_POLICIES = ("unavailable", "deny", "proceed")
+
 ENVIRON_KEY = "credit_check.decision"
 STATE_KEY = "credit_decision"
 _MAX_ROUTES = 1024
@@ -86,24 +88,34 @@ class Guard:
         review: ``"proceed"`` lets a REVIEW through with the decision attached;
             ``"hold"`` answers 202 and does not call the application.
         shadow: decide and report (header, decision, log) but never block.
-        on_error: when the checker raises: ``"review"`` proceeds with
-            ``X-Credit-Check: error``; ``"deny"`` answers 503.
+        on_error: what a guarded request gets when the check cannot be completed or its
+            record cannot be written (DESIGN rule 13): ``"unavailable"`` (503),
+            ``"deny"`` (403) or ``"proceed"`` (the app is called with
+            ``X-Credit-Check: error``; logged at ERROR each time). A DENY that was decided
+            is refused whatever this says. ``"review"``: deprecated alias of ``"proceed"``.
         department: the department handling cases, put on every transaction.
     """
 
     def __init__(self, checker: CheckerLike, *, review: Literal["proceed", "hold"] = "proceed",
-                 shadow: bool = False, on_error: Literal["review", "deny"] = "review",
+                 shadow: bool = False, on_error: OnError = "unavailable",
                  department: str | None = None) -> None:
         if review not in ("proceed", "hold"):
             raise ValueError(f"review must be 'proceed' or 'hold', not {review!r}")
-        if on_error not in ("review", "deny"):
-            raise ValueError(f"on_error must be 'review' or 'deny', not {on_error!r}")
+        if on_error == "review":
+            warnings.warn(
+                'on_error="review" is deprecated: it lets a request whose check failed '
+                'through; say on_error="proceed" if that is meant, or keep the default '
+                '"unavailable" (503)', DeprecationWarning, stacklevel=3)
+            on_error = "proceed"
+        if on_error not in _POLICIES:
+            raise ValueError(f"on_error must be one of {', '.join(map(repr, _POLICIES))}, "
+                             f"not {on_error!r}")
         if checker is None or not callable(getattr(checker, "check", None)):
             raise TypeError("checker must be a credit_check.Checker (or have its check methods)")
         self.checker = checker
         self.review = review
         self.shadow = shadow
-        self.on_error = on_error
+        self.on_error: Literal["unavailable", "deny", "proceed"] = on_error
         self.department = department
         settings = getattr(checker, "settings", None)
         self._pilot: tuple[str, ...] = tuple(getattr(settings, "pilot_codes", ()) or ())
@@ -111,10 +123,6 @@ class Guard:
         # By id(route), with the route kept to tell a reused id apart, and the department.
         self._transactions: dict[int, tuple[Route, str | None, Transaction]] = {}
         self.errors = 0
-        # Checker.check_local_async, when the checker has it (see decide_async).
-        local_async = getattr(checker, "check_local_async", None)
-        self.local_async: LocalAsync | None = (
-            local_async if inspect.iscoroutinefunction(local_async) else None)
 
     # -- extraction -------------------------------------------------------------------
 
@@ -155,15 +163,12 @@ class Guard:
 
     def _transaction(self, route: Route, extra: dict[str, str | None]) -> Transaction:
         department = route.department or self.department
-        cached = self._transactions.get(id(route))
-        if cached is not None and cached[0] is route and cached[1] == department:
-            # The route's transaction, validated once; the request only adds plain strings.
-            base = cached[2]
-            if not any(extra.values()):
-                return base
-            made = _with_strings(base, extra)
-            if made is not None:
-                return made
+        plain = not any(extra.values())
+        if plain:
+            # Without a case id or item code a request's transaction is the route's own.
+            cached = self._transactions.get(id(route))
+            if cached is not None and cached[0] is route and cached[1] == department:
+                return cached[2]
         try:
             transaction = Transaction(scenario=route.scenario, department=department, **extra)
         except ValidationError as exc:
@@ -171,14 +176,10 @@ class Guard:
             ex = getattr(route, loc, None)
             label = ex.label if isinstance(ex, Extractor) else loc
             raise _Refused(respond.bad_field(label, exc.errors()[0]["msg"])) from None
-        if cached is None or cached[0] is not route or cached[1] != department:
+        if plain:
             if len(self._transactions) >= _MAX_ROUTES:
                 self._transactions.clear()  # routes made on the fly: never grow unbounded
-            base = transaction
-            if any(extra.values()):
-                base = Transaction(scenario=route.scenario, department=department,
-                                   **dict.fromkeys(extra))
-            self._transactions[id(route)] = (route, department, base)
+            self._transactions[id(route)] = (route, department, transaction)
         return transaction
 
     def _one(self, ex: Extractor, request: RequestData, *, required: bool) -> str | None:
@@ -222,19 +223,11 @@ class Guard:
         return self.verdict(result)
 
     async def decide_async(self, plan: Plan) -> Verdict:
-        """Check without blocking the event loop: the snapshot answer in the loop, network
-        work (a lookup, or any consortium) in a worker thread. With a checker that has
-        ``check_local_async`` the snapshot answer's record is committed together with
-        those of the loop's other requests of the same turn."""
-        local_async = self.local_async
-        if local_async is None or plan.many:
-            verdict = self.decide_local(plan)
-            return verdict if verdict is not None else await self.decide_in_thread(plan)
-        try:
-            local = await local_async(plan.subjects[0], plan.transaction)
-        except Exception as exc:  # the host must never crash because the check failed
-            return self.failed(plan, exc)
-        return self.verdict(local) if local is not None else await self.decide_in_thread(plan)
+        """Check without blocking the event loop: the snapshot answer (decided and recorded
+        in microseconds) in the loop, network work (a lookup, or any consortium) in a
+        worker thread."""
+        verdict = self.decide_local(plan)
+        return verdict if verdict is not None else await self.decide_in_thread(plan)
 
     def decide_local(self, plan: Plan) -> Verdict | None:
         """The verdict from the snapshot and cache alone (safe in an event loop), or None
@@ -274,25 +267,44 @@ class Guard:
             return Verdict(result, header, respond.held(result))
         return Verdict(result, header, None)
 
-    def failed(self, plan: Plan | None, exc: Exception) -> Verdict:
-        """Log (ids masked) and count a failed check, then apply ``on_error``."""
+    def failed(self, plan: Plan | None, exc: Exception, *, where: str | None = None) -> Verdict:
+        """The verdict when the check raised, or anything the edges run in the host's
+        request raised (``plan`` None: their fence): logged at ERROR (ids masked) and
+        counted, then DESIGN rule 13. A body the reader refused (413, 400) is answered as
+        such: no failure.
+
+        A decision that was made but could not be recorded (an ``OutboxError`` carrying
+        it) is enforced: a DENY is refused with the usual 403, and with ``"proceed"`` a
+        held REVIEW is held; everything else follows ``on_error``. Shadow mode never
+        blocks.
+        """
+        if isinstance(exc, BodyRefused):
+            return Verdict(None, None, exc.reply)
         with self._lock:
             self.errors += 1
-        ids = [s.id for s in plan.subjects if s.kind is SubjectKind.PERSON] if plan else []
-        reps = [s.legal_representative.id for s in plan.subjects
-                if s.legal_representative] if plan else []
-        where = f"{plan.route.method} {plan.route.path}" if plan else "?"
-        logger.error("credit check failed on %s for %s: %s: %s", where,
-                     ", ".join(s.masked_id for s in plan.subjects) if plan else "?",
-                     type(exc).__name__, scrub(str(exc), [*ids, *reps]))
-        if self.on_error == "deny" and not self.shadow:
-            return Verdict(None, "error", respond.unavailable())
-        return Verdict(None, "error; shadow" if self.shadow else "error", None)
-
-    def too_large(self, limit: int) -> Verdict:
-        """The verdict for a body over the limit (the limit holds in shadow mode too: the
-        middleware never buffers more than it was allowed)."""
-        return Verdict(None, None, respond.too_large(limit))
+        made = exc.decision if isinstance(exc, OutboxError) else None
+        if not isinstance(made, Decision | DecisionGroup):
+            made = None
+        unrecorded = isinstance(exc, OutboxError)
+        held = None if made is None or self.shadow else self.verdict(made).reply
+        if self.shadow:
+            verdict, action = Verdict(made, "error; shadow", None), "shadow mode: goes on"
+        elif made is not None and held is not None and (
+                made.outcome is Outcome.DENY or self.on_error == "proceed"):
+            # The decision blocks (a DENY; with "proceed", a held REVIEW too): it holds.
+            verdict = Verdict(made, respond.header_value(made), held)
+            action = f"the {made.outcome.value} decided holds ({held.status}), unrecorded"
+        elif self.on_error == "proceed":
+            verdict = Verdict(made, "error", None)
+            action = "on_error='proceed': the request goes on unchecked"
+        elif self.on_error == "deny":
+            verdict = Verdict(made, "error", respond.refused(unrecorded=unrecorded))
+            action = "on_error='deny': refused (403)"
+        else:
+            verdict = Verdict(made, "error", respond.unavailable(unrecorded=unrecorded))
+            action = "on_error='unavailable': answered 503"
+        _log_failure(plan, exc, where, action)
+        return verdict
 
 
 class _Refused(Exception):
@@ -301,25 +313,23 @@ class _Refused(Exception):
         self.reply = reply
 
 
-# The limits of the transaction fields a request may fill in.
-_MAX_LENGTH = {name: max_length(Transaction, name) for name in ("case_id", "item_code")}
-
-
-def _with_strings(base: Transaction, extra: dict[str, str | None]) -> Transaction | None:
-    """``base`` with the request's case id and item code, as validating them would make
-    it, or None to leave anything unusual (too long, not UTF-8) to pydantic."""
-    values = base.__dict__.copy()
-    for name, value in extra.items():
-        if value is not None:
-            if type(value) is not str or len(value) > _MAX_LENGTH[name]:
-                return None
-            if not value.isascii():
-                try:
-                    value.encode()
-                except UnicodeEncodeError:  # a lone surrogate, which pydantic refuses
-                    return None
-            values[name] = value
-    return trusted(Transaction, values, base.__pydantic_fields_set__.copy())
+def _log_failure(plan: Plan | None, exc: Exception, where: str | None, action: str) -> None:
+    if plan is not None:
+        if plan.route.path != "*":  # a view's own guard has no path of its own
+            where = f"{plan.route.method} {plan.route.path}"
+        ids = [s.id for s in plan.subjects if s.kind is SubjectKind.PERSON]
+        ids += [s.legal_representative.id for s in plan.subjects if s.legal_representative]
+        subjects = ", ".join(s.masked_id for s in plan.subjects)
+        text = scrub(f"{type(exc).__name__}: {exc}", ids)
+    else:
+        subjects = "?"
+        text = f"{type(exc).__name__}: {exc}"
+    if not isinstance(exc, CreditCheckError):
+        # Not one of the errors a check may raise: a bug, whose traceback helps.
+        text = "".join(traceback.format_exception(exc)).rstrip()
+    logger.error("credit check failed on %s for %s; %s: %s",
+                 mask_ids_in(where or "a guarded view"),
+                 subjects, action, mask_ids_in(text))
 
 
 def _values(ex: Extractor, request: RequestData) -> list[str]:

@@ -180,6 +180,14 @@ def bad_body(status: int, message: str, expected: Sequence[str]) -> Reply:
                    expected=list(expected))
 
 
+def bad_length() -> Reply:
+    """The 400 for a ``Content-Length`` that is no plain number of bytes."""
+    return problem(400, "invalid-content-length", ("请求头无效", "Invalid Content-Length"),
+                   ("请求头 Content-Length 须为字节数。",
+                    "The Content-Length header must be a plain number of bytes."),
+                   field="header:content-length", problem="invalid")
+
+
 def too_large(limit: int) -> Reply:
     """The 413 for a body over ``max_body`` on a guarded route."""
     return problem(413, "body-too-large", ("请求体过大", "Request body too large"),
@@ -187,8 +195,25 @@ def too_large(limit: int) -> Reply:
                    limit=limit)
 
 
-def unavailable() -> Reply:
-    """The 503 when the check itself failed and ``on_error="deny"``."""
+# What the check could not do: record the decision (the outbox failed), or complete at all.
+_UNRECORDED = ("信用核查无法记录，请稍后重试。",
+               "The credit check could not be recorded; retry later.")
+_INCOMPLETE = ("信用核查无法完成，请稍后重试。",
+               "The credit check could not be completed; retry later.")
+
+
+def unavailable(*, unrecorded: bool) -> Reply:
+    """The 503 of ``on_error="unavailable"``: the check (or its record, which is part of
+    it: 逢办必查 keeps the query record) could not be completed."""
     return problem(503, "check-unavailable", ("信用核查暂不可用", "Credit check unavailable"),
-                   ("信用核查出错，请稍后重试。", "The credit check failed; try again later."),
-                   header="error")
+                   _UNRECORDED if unrecorded else _INCOMPLETE, header="error",
+                   cause="record" if unrecorded else "check")
+
+
+def refused(*, unrecorded: bool) -> Reply:
+    """The 403 of ``on_error="deny"``: the check (or its record) could not be completed,
+    so the request is refused."""
+    zh, en = _UNRECORDED if unrecorded else _INCOMPLETE
+    return problem(403, "check-failed", ("信用核查未完成，不予办理",
+                                         "Credit check not completed; refused"),
+                   (zh, en), header="error", cause="record" if unrecorded else "check")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from credit_check._middleware._body import RequestData, wsgi_headers
-from credit_check._middleware._guard import ENVIRON_KEY, CheckerLike, Guard, Verdict
+from credit_check._middleware._guard import ENVIRON_KEY, CheckerLike, Guard, OnError, Verdict
+from credit_check._middleware._reader import MAX_BODY, read_wsgi
 from credit_check._middleware._respond import HEADER, Reply
 from credit_check._middleware._routes import Route, RouteTable
 
@@ -32,7 +32,11 @@ class CreditCheckWSGIMiddleware:
         max_body: the largest body read on a guarded route; larger → 413.
         review: ``"proceed"`` (the default) or ``"hold"`` (202, the app is not called).
         shadow: decide and report but never block.
-        on_error: ``"review"`` (proceed, ``X-Credit-Check: error``) or ``"deny"`` (503).
+        on_error: when the check cannot be completed or recorded: ``"unavailable"`` (the
+            default: 503), ``"deny"`` (403) or ``"proceed"`` (the app is called with
+            ``X-Credit-Check: error``, logged at ERROR each time). A DENY that was decided
+            is refused (403) whatever this says. ``"review"`` is a deprecated alias of
+            ``"proceed"``.
         department: the department handling the cases, put on each transaction.
 
     Attributes:
@@ -40,8 +44,8 @@ class CreditCheckWSGIMiddleware:
     """
 
     def __init__(self, app: WSGIApplication, *, checker: CheckerLike, routes: Sequence[Route],
-                 max_body: int = 1_048_576, review: Literal["proceed", "hold"] = "proceed",
-                 shadow: bool = False, on_error: Literal["review", "deny"] = "review",
+                 max_body: int = MAX_BODY, review: Literal["proceed", "hold"] = "proceed",
+                 shadow: bool = False, on_error: OnError = "unavailable",
                  department: str | None = None) -> None:
         self.app = app
         self.routes = RouteTable(routes)
@@ -56,11 +60,15 @@ class CreditCheckWSGIMiddleware:
 
     def __call__(self, environ: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
-        found = self.routes.match(environ.get("REQUEST_METHOD", "GET"),
-                                  _path(environ.get("PATH_INFO", "")))
-        if found is None:
+        try:  # everything we run in the host's request: a failure of ours is answered here
+            found = self.routes.match(environ.get("REQUEST_METHOD", "GET"),
+                                      _path(environ.get("PATH_INFO", "")))
+            verdict = None if found is None else self._evaluate(environ, *found)
+        except Exception as exc:
+            verdict = self.guard.failed(None, exc, where=f"{environ.get('REQUEST_METHOD')} "
+                                                         f"{environ.get('PATH_INFO')}")
+        if verdict is None:
             return self.app(environ, start_response)
-        verdict = self.evaluate(environ, *found)
         if verdict.reply is not None:
             return _send_reply(verdict.reply, start_response)
         if verdict.decision is not None:
@@ -75,16 +83,11 @@ class CreditCheckWSGIMiddleware:
 
         return self.app(environ, start_with_header)
 
-    def evaluate(self, environ: WSGIEnvironment, route: Route,
-                 params: dict[str, str]) -> Verdict:
-        """Read the body if the rule needs it, then extract and check (the Django adapter
-        calls this with Django's WSGI environ)."""
+    def _evaluate(self, environ: WSGIEnvironment, route: Route,
+                  params: dict[str, str]) -> Verdict:
         body: bytes | None = None
         if route.needs_body:
-            read = read_body(environ, self.max_body)
-            if read is None:
-                return self.guard.too_large(self.max_body)
-            body = read
+            body = read_wsgi(environ, self.max_body)
         request = RequestData(headers=wsgi_headers(environ),
                               query_string=environ.get("QUERY_STRING", ""),
                               path_params=params, body=body)
@@ -98,42 +101,6 @@ def _path(path_info: str) -> str:
         return path_info.encode("latin-1").decode("utf-8")
     except UnicodeError:
         return path_info  # not UTF-8 (or not from a PEP 3333 server): match it as it is
-
-
-def read_body(environ: WSGIEnvironment, limit: int) -> bytes | None:
-    """Read ``wsgi.input`` once and put a ``BytesIO`` of it in its place; None when the
-    body is over ``limit`` (nothing more is read then)."""
-    declared = (environ.get("CONTENT_LENGTH") or "").strip()
-    stream = environ["wsgi.input"]
-    # isdigit() alone accepts "²" and other digits int() refuses: ASCII digits only.
-    if declared.isascii() and declared.isdigit():
-        length = int(declared)
-        if length > limit:
-            return None
-        body = _read_exactly(stream, length)
-    elif environ.get("wsgi.input_terminated") or "chunked" in environ.get(
-            "HTTP_TRANSFER_ENCODING", "").lower():
-        # No length but the server ends the stream for us: read one byte past the limit
-        # so an over-limit body is told apart from one exactly at it.
-        body = _read_exactly(stream, limit + 1)
-        if len(body) > limit:
-            return None
-        environ["CONTENT_LENGTH"] = str(len(body))
-    else:
-        body = b""  # PEP 3333: without CONTENT_LENGTH there is no body to read
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
-
-
-def _read_exactly(stream: Any, length: int) -> bytes:
-    chunks = []
-    while length > 0:
-        chunk = stream.read(min(length, 65536))
-        if not chunk:
-            break
-        chunks.append(chunk)
-        length -= len(chunk)
-    return b"".join(chunks)
 
 
 def _send_reply(reply: Reply, start_response: StartResponse) -> Iterable[bytes]:

@@ -53,7 +53,7 @@ def open_records(settings: Settings, data_dir: DataDir, cipher: FieldCipher,
     """
     url = settings.outbox_url.get_secret_value() if settings.outbox_url else None
     if not url:
-        queue = PostCheckQueue(data_dir.file(POST_CHECK_FILE), cipher)
+        queue = PostCheckQueue(data_dir.file(POST_CHECK_FILE), cipher, settings.pilot_codes)
         try:
             local = Outbox(data_dir.path, cipher=cipher, hmac_key=hmac_key) \
                 if settings.feedback else None
@@ -73,7 +73,7 @@ def open_records(settings: Settings, data_dir: DataDir, cipher: FieldCipher,
                   retry_for=2.0)
     try:
         outbox = PgOutbox(db, cipher=cipher, hmac_key=hmac_key)  # makes the tables
-        return Records(outbox if settings.feedback else None, PgPostCheckQueue(db, cipher),
+        return Records(outbox if settings.feedback else None, PgPostCheckQueue(db, cipher, settings.pilot_codes),
                        AdvisoryRole(db, FOLLOWER_ROLE), db)
     except BaseException:
         db.close()

@@ -134,6 +134,7 @@ class JournalWriter:
         self._pid = os.getpid()
         self._closed = False
         self.path: Path | None = None
+        self._prefix, self._counter = b"", 0
         os.register_at_fork(before=functools.partial(_fork_hook, weakref.ref(self), "before"),
                             after_in_parent=functools.partial(_fork_hook, weakref.ref(self),
                                                               "parent"),
@@ -143,6 +144,34 @@ class JournalWriter:
     def seal(self, plaintext: bytes) -> bytes:
         """The frame of one record (encrypt, then frame): no I/O, any thread."""
         return frame(self._cipher.encrypt(plaintext, AAD))
+
+    def append(self, plaintext: bytes) -> None:
+        """Encrypt one record and append its frame with one ``write`` (the request path's
+        way: one call, the nonce a per-journal random prefix and a counter instead of a
+        ``getrandom`` per record); on disk (page cache) on return.
+
+        Raises:
+            OSError: as :meth:`write`.
+        """
+        with self._lock:
+            if self._closed:
+                raise OSError("the feedback journal is closed")
+            if self._fd is None or self._pid != os.getpid() or self._size >= ROTATE_BYTES:
+                self._open()
+            self._counter += 1
+            body = self._cipher.encrypt(plaintext, AAD,
+                                        self._prefix + self._counter.to_bytes(4, "big"))
+            data = HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
+            fd = self._fd
+            assert fd is not None
+            try:
+                done = os.write(fd, data)
+                while done < len(data):  # a short write: only on an error condition
+                    done += os.write(fd, data[done:])
+            except OSError:
+                self._cut_back(fd)
+                raise
+            self._size += done
 
     def write(self, frames: bytes) -> None:
         """Append one or more frames with one ``write``; on disk (page cache) on return.
@@ -191,6 +220,9 @@ class JournalWriter:
             hidden.unlink(missing_ok=True)
             raise
         self._fd, self._size, self.path = fd, 0, path
+        # Nonces of this journal: never reused with the key (a fresh random prefix per
+        # journal, a counter within it; a journal rotates long before 2**32 records).
+        self._prefix, self._counter = os.urandom(8), 0
 
     def _cut_back(self, fd: int) -> None:
         # A partly written frame must not stay in front of the next one.

@@ -106,11 +106,11 @@ class Outbox:
                 file size limit, the outbox at its hard bound, a field over its limit).
         """
         try:
-            frame = self.journal.seal(pack_decision(decision, department))
+            packed = pack_decision(decision, department)
         except ValueError as exc:
             raise OutboxError(f"decision {decision.decision_id} cannot be recorded: {exc}",
                               decision=decision) from None
-        self._write(frame, decision)
+        self._write(packed, decision)
 
     def write(self, record: FeedbackRecord | dict[str, Any]) -> None:
         """Record any feedback record durably (``report()``, post-checks, …).
@@ -119,20 +119,22 @@ class Outbox:
             OutboxError: the record cannot be written.
         """
         data = record.model_dump(mode="json") if isinstance(record, FeedbackRecord) else record
-        self._write(self.journal.seal(pack_record(data)), None)
+        self._write(pack_record(data), None)
 
-    def _write(self, frame: bytes, decision: Decision | None) -> None:
-        self._check_capacity(decision)
+    def _write(self, packed: bytes, decision: Decision | None) -> None:
+        if self._estimate >= self.max_pending or time.monotonic() - self._estimate_at > 1.0:
+            self._check_capacity(decision)
         try:
-            self.journal.write(frame)
+            self.journal.append(packed)
         except OSError as exc:
             what = f"decision {decision.decision_id}" if decision else "a feedback record"
             raise OutboxError(
                 f"{what} could not be recorded: {exc.strerror or exc} "
                 f"(journal in {str(self.journal_dir)!r}); the check is refused until the "
                 "record can be written", decision=decision) from exc
-        if self.sender is not None:
-            self.sender.wake()
+        sender = self.sender
+        if sender is not None and sender.role.held:
+            sender.wake()  # this process delivers: no need to wait for its next look
 
     def _check_capacity(self, decision: Decision | None) -> None:
         now = time.monotonic()

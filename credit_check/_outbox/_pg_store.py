@@ -197,18 +197,18 @@ class PgDeliveryStore:
     # -- delivery (the sender) ---------------------------------------------------------
 
     def claim(self, limit: int, *, lease: float = 0.0, owner: str = "",
-              kinds: Collection[str] | None = None) -> list[Claimed]:
-        """The oldest ``limit`` due pending records, ready to send (only of ``kinds`` if
-        given). One process holds the sender role, so nothing is written to take them; a
-        record that does not decrypt is set aside (an ERROR, counted) rather than sent or
-        lost."""
+              after: int = 0, kinds: Collection[str] | None = None) -> list[Claimed]:
+        """The oldest ``limit`` due pending records with a ``seq`` above ``after``, ready to
+        send (only of ``kinds`` if given). One process holds the sender role, so nothing
+        is written to take them; a record that does not decrypt is set aside (an ERROR,
+        counted) rather than sent or lost."""
         from credit_check._outbox._codec import with_hmac
 
         only, args = kinds_clause(kinds)
         rows = self.rows("claim records",
                          f"SELECT seq, record_id, hmac, body FROM {TABLE} WHERE state = 0 "  # noqa: S608
-                         "AND next_attempt_at <= ?" + only + " ORDER BY seq LIMIT ?",
-                         (time.time(), *args, limit))
+                         "AND seq > ? AND next_attempt_at <= ?" + only + " ORDER BY seq LIMIT ?",
+                         (after, time.time(), *args, limit))
         claimed, broken = [], []
         for seq, record_id, mac, blob in rows:
             try:

@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import os
+import queue
 import random
 import re
 import threading
@@ -153,6 +154,14 @@ class Sender:
         self._due = True
         self._flushing = 0
         self._failures = 0
+        # The delivery pipeline (see _pass): batches handed to the delivery thread.
+        self._pipe_lock = threading.Lock()
+        self._batches: queue.Queue[tuple[int, list[Claimed]] | None] = queue.Queue(maxsize=1)
+        self._deliverer: threading.Thread | None = None
+        self._generation = 0
+        self._cursor = 0
+        self._in_flight = 0
+        self._pause_until = 0.0
         self._last_checkpoint = self._last_prune = self._last_reap = self._last_state = 0.0
         # The record kinds the service accepts (§9.0); others stay pending, reported.
         self._kinds: frozenset[str] | None = None
@@ -207,7 +216,7 @@ class Sender:
                             self._pass(flush=True)
                     except _Backoff as b:
                         time.sleep(max(0.0, min(b.delay, deadline - time.monotonic())))
-                if self._pending() == 0:
+                if self._pending() == 0 and not self._in_flight:
                     return True
                 if time.monotonic() >= deadline:
                     return False
@@ -235,8 +244,15 @@ class Sender:
             return self._kinds or V1_KINDS
         listed = resp.body.get("record_kinds") if resp.status == 200 and isinstance(
             resp.body, dict) else None
+        before = self._kinds or V1_KINDS
         self._kinds = V1_KINDS | frozenset(
             k for k in (listed if isinstance(listed, list) else ()) if isinstance(k, str))
+        if self._kinds != before:
+            # Records held back may now go, and they lie before the cursor: claim again
+            # from the start (batches claimed meanwhile are void, as after a failure).
+            with self._pipe_lock:
+                self._generation += 1
+                self._cursor = 0
         self._report_held(self._kinds)
         return self._kinds
 
@@ -271,6 +287,7 @@ class Sender:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(max(1.0, timeout))
+        self._stop_deliverer(max(1.0, timeout))
         if self.role.held:
             try:
                 self._store.release_owner(self.owner)
@@ -313,9 +330,20 @@ class Sender:
             self._wake.clear()
 
     def _pass(self, *, flush: bool) -> int:
-        """Housekeeping, import, and one delivery if one is due; records sent."""
+        """Housekeeping, import, and one batch handed to the delivery thread if one is
+        due; the records handed over.
+
+        Delivery runs in its own thread so that the next batch is imported and claimed
+        while the service takes the last one: the two sides work at the same time. Batches
+        are claimed after a cursor (those up to it are in flight) and delivered in order; a
+        failed delivery bumps a generation, which makes batches claimed meanwhile void,
+        resets the cursor, and pauses claims until the failed batch is due again — so
+        records still go out in store order.
+        """
         self._housekeeping()
         now = time.monotonic()
+        if now < self._pause_until:
+            raise _Backoff(self._pause_until - now)
         imported = self.importer.run()
         if imported:
             self._unsent += imported
@@ -324,28 +352,73 @@ class Sender:
         waited = self._waiting_since is not None and now - self._waiting_since >= self._max_delay
         if not (flush or self._due or waited or self._unsent >= self._batch_size):
             return 0  # let a batch fill up (or its first record wait max_delay)
+        kinds = self.accepted_kinds()
+        with self._pipe_lock:
+            generation, after = self._generation, self._cursor
         try:
-            batch = self._store.claim(self._batch_size, lease=self._lease, owner=self.owner,
-                                      kinds=self.accepted_kinds())
+            batch = self._store.claim(self._batch_size, after=after, kinds=kinds)
         except OutboxError as exc:
             logger.warning("feedback outbox: cannot claim records: %s", exc)
             raise _Backoff(self._next_delay()) from exc
         if not batch:
             self._unsent, self._waiting_since, self._due = 0, None, False
             return 0
+        with self._pipe_lock:
+            if generation != self._generation:
+                return 0  # a delivery failed meanwhile: claim again from the start
+            self._cursor = batch[-1].seq
+            self._in_flight += 1
         self._unsent = max(0, self._unsent - len(batch))
         if not self._unsent:
             self._waiting_since = None
-        try:
-            self._deliver(batch)
-        except _Backoff as b:
-            # Acknowledged and dead-lettered rows are no longer pending; release() skips them.
-            self._store.release([c.seq for c in batch], delay=b.delay)
-            self._due = True
-            raise
-        self._failures = 0
         self._due = len(batch) >= self._batch_size  # a full batch: more may be waiting
+        self._start_deliverer()
+        self._batches.put((generation, batch))  # waits while one batch waits: backpressure
         return len(batch)
+
+    def _start_deliverer(self) -> None:
+        with self._lock:
+            if self._deliverer is None or not self._deliverer.is_alive():
+                self._deliverer = threading.Thread(target=self._deliver_loop, daemon=True,
+                                                   name="credit-check-outbox-delivery")
+                self._deliverer.start()
+
+    def _deliver_loop(self) -> None:
+        while (item := self._batches.get()) is not None:
+            generation, batch = item
+            try:
+                if generation == self._generation:  # else void: claimed after a failure
+                    self._deliver(batch)
+                    self._failures = 0
+            except _Backoff as b:
+                self._give_back([c.seq for c in batch], b.delay)
+            except Exception:  # the thread must survive anything; the records stay on disk
+                logger.exception("feedback outbox delivery failed; retrying")
+                self._give_back([c.seq for c in batch], self._next_delay())
+            finally:
+                with self._pipe_lock:
+                    self._in_flight -= 1
+                self._wake.set()
+
+    def _give_back(self, seqs: list[int], delay: float) -> None:
+        # Records to send again after ``delay``: batches claimed after them are void and
+        # claims wait until they are due, so they keep their place in the order.
+        # Acknowledged and dead-lettered rows are no longer pending; release() skips them.
+        with self._pipe_lock:
+            self._generation += 1
+            self._cursor = 0
+            self._pause_until = time.monotonic() + delay
+            self._due = True
+        try:
+            self._store.release(seqs, delay=delay)
+        except OutboxError as exc:
+            logger.warning("feedback outbox: %s", exc)
+
+    def _stop_deliverer(self, timeout: float) -> None:
+        deliverer = self._deliverer
+        if deliverer is not None and deliverer.is_alive():
+            self._batches.put(None)
+            deliverer.join(timeout)
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -410,7 +483,7 @@ class Sender:
         if unanswered:
             logger.warning("feedback outbox: the service did not answer for %d records; "
                            "they are retried", len(unanswered))
-            self._store.release(unanswered, delay=self._backoff)
+            self._give_back(unanswered, self._backoff)
 
     def _split(self, batch: list[Claimed], reason: str) -> None:
         # A whole-batch 4xx (413, 400, ...): halve until the bad record stands alone, so it

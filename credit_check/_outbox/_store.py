@@ -373,23 +373,24 @@ class Store:
 
     # -- delivery (the sender) ---------------------------------------------------------
 
-    def claim(self, limit: int, *, lease: float, owner: str,
-              kinds: Collection[str] | None = None) -> list[Claimed]:
+    def claim(self, limit: int, *, lease: float = 0.0, owner: str = "",
+              after: int = 0, kinds: Collection[str] | None = None) -> list[Claimed]:
         """The oldest ``limit`` due pending records, ready to send, for the sender.
 
         One process holds the sender role, so nothing is written to take them: a lease by
         another process (an older version's sender) is still respected. A record that no
         longer decrypts is set aside (an ERROR, counted as undecryptable) rather than sent
-        or lost. ``lease`` and ``owner`` are kept for that older protocol's sake. With
-        ``kinds``, records of other kinds stay pending (the service does not take them).
+        or lost. ``after``: only records with a higher ``seq`` (those up to it are in
+        flight). With ``kinds``, records of other kinds stay pending (the service does not
+        take them). ``lease`` and ``owner`` are kept for that older protocol's sake.
         """
         now = time.time()
         only, args = kinds_clause(kinds)
         with self._use("claim records") as conn:
             rows = conn.execute(
                 "SELECT seq, record_id, hmac, body FROM records WHERE state = 0 AND "  # noqa: S608
-                "lease_until <= ? AND next_attempt_at <= ?" + only + " ORDER BY seq LIMIT ?",
-                (now, now, *args, limit)).fetchall()
+                "seq > ? AND lease_until <= ? AND next_attempt_at <= ?" + only
+                + " ORDER BY seq LIMIT ?", (after, now, now, *args, limit)).fetchall()
         from credit_check._outbox._codec import with_hmac
 
         claimed, broken = [], []

@@ -72,7 +72,7 @@ def configure(*, allowed_hosts: Sequence[str] | None = None, debug: bool = False
         USE_TZ=True,
         TIME_ZONE="Asia/Shanghai",
         CREDIT_CHECK={"checker": f"{__name__}.make_checker", "review": "proceed",
-                      "on_error": "review", **credit_check},
+                      **credit_check},
     )
     django.setup()
 

@@ -54,10 +54,14 @@ def _guarded_view() -> object:
     def bid(request: HttpRequest) -> HttpResponse:
         return JsonResponse({**_describe(request), "json": json.loads(request.body)})
 
-    return licence, bid
+    @credit_check_view(scenario="bidding", subject=FromJSON("uscc"))
+    async def async_bid(request: HttpRequest) -> HttpResponse:
+        return JsonResponse({**_describe(request), "json": json.loads(request.body)})
+
+    return licence, bid, async_bid
 
 
-licence_view, bid_view = _guarded_view()
+licence_view, bid_view, async_bid_view = _guarded_view()
 
 urlpatterns = [
     path("bids/<str:tender_id>", echo),
@@ -66,4 +70,5 @@ urlpatterns = [
     path("open", echo),
     path("view/licences/<str:uscc>", licence_view),
     path("view/bids", bid_view),
+    path("view/async-bids", async_bid_view),
 ]

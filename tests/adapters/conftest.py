@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import django
+import pytest
 from django.conf import settings
 
 # The fakes live with the middleware tests; test folders have no __init__.py to import by.
@@ -13,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "middleware"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _django_site import CREDIT_CHECK
+from _unrecorded import Sandboxed, sandboxed
 
 if not settings.configured:
     settings.configure(
@@ -26,3 +29,10 @@ if not settings.configured:
         CREDIT_CHECK=CREDIT_CHECK,
     )
     django.setup()
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandboxed]:
+    """The real sandbox and a real Checker, and its twin whose records cannot be written."""
+    with sandboxed(tmp_path_factory.mktemp("adapters-sandbox")) as made:
+        yield made

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import anyio
 import pytest
 from _middleware_fakes import (
     ABNORMAL,
@@ -17,6 +19,7 @@ from _middleware_fakes import (
     multipart,
     problem,
 )
+from _unrecorded import Sandboxed
 from credit_check.adapters.fastapi import CreditCheckRefused, CreditDecision, problem_handler
 from fastapi import Depends, FastAPI, Form, Request
 from pydantic import BaseModel
@@ -89,7 +92,7 @@ def test_invalid_identifier_and_on_error_deny(client) -> None:
     r = client.post("/licences", json={"applicant": {"uscc": BAD_USCC}})
     assert r.status_code == 400 and r.json()["field"] == "json:applicant.uscc"
     r = client.get(f"/firms/{BOOM}")
-    assert r.status_code == 503
+    assert r.status_code == 403 and problem(r.json())["type"].endswith("check-failed")
 
 
 def test_form_dependency_holds_review(client) -> None:
@@ -129,3 +132,92 @@ def test_asgi_middleware_works_with_fastapi_as_is(checker) -> None:
             "outcome": "allow"}
         r = c.post("/licences", json={"applicant": {}})
         assert r.status_code == 400 and r.json()["field"] == "json:applicant.uscc"
+
+
+def _call(app: Any, method: str, path: str, headers: list[tuple[bytes, bytes]],
+          body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
+    """One request through the app's ASGI interface, headers as a server hands them on."""
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "path": path, "raw_path": path.encode(), "root_path": "",
+             "scheme": "http", "query_string": b"", "headers": headers,
+             "server": ("testserver", 80), "client": ("127.0.0.1", 1)}
+    anyio.run(app, scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return (start["status"], dict(start["headers"]),
+            b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+
+
+def test_an_odd_content_length_is_answered_not_raised_into_fastapi(checker) -> None:
+    """Content-Length: ² (latin-1 0xB2, a digit to str.isdigit but not to int): a 400 that
+    names the header, where the dependency used to raise ValueError into the app."""
+    app = FastAPI()
+    app.add_exception_handler(CreditCheckRefused, problem_handler)
+    dep = CreditDecision(checker, scenario="bidding", subject=FromJSON("uscc"))
+
+    @app.post("/bids")
+    async def bids(request: Request, decision: Decision = Depends(dep)) -> dict[str, Any]:
+        return {"outcome": decision.outcome.value}
+
+    body = json.dumps({"uscc": CLEAN}).encode()
+    status, _, answer = _call(app, "POST", "/bids", [
+        (b"content-type", b"application/json"), (b"content-length", "²".encode("latin-1"))],
+        body)
+    assert status == 400 and json.loads(answer)["field"] == "header:content-length"
+    status, _, answer = _call(app, "POST", "/bids", [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        body)
+    assert status == 200 and json.loads(answer) == {"outcome": "allow"}
+
+
+def test_a_failure_of_ours_in_the_dependency_is_a_503_not_an_exception(checker) -> None:
+    app = FastAPI()
+    app.add_exception_handler(CreditCheckRefused, problem_handler)
+
+    class Buggy(FromJSON):
+        def extract(self, request: Any) -> list[str]:
+            raise IndexError("a bug of ours")
+
+    dep = CreditDecision(checker, scenario="bidding", subject=Buggy("uscc"))
+
+    @app.post("/bids")
+    async def bids(decision: Decision = Depends(dep)) -> dict[str, Any]:
+        return {}
+
+    with TestClient(app) as c:
+        r = c.post("/bids", json={"uscc": CLEAN})
+    assert r.status_code == 503 and dep.errors == 1
+
+
+def test_an_unrecorded_deny_is_refused_and_a_clean_firm_gets_503(sandbox: Sandboxed) -> None:
+    app = FastAPI()
+    app.add_exception_handler(CreditCheckRefused, problem_handler)
+    dep = CreditDecision(sandbox.unrecorded, scenario="bidding", subject=FromPath("uscc"))
+    lenient = CreditDecision(sandbox.unrecorded, scenario="bidding", subject=FromPath("uscc"),
+                             on_error="proceed")
+
+    @app.get("/firms/{uscc}")
+    async def firm(decision: Decision = Depends(dep)) -> dict[str, Any]:
+        return {"outcome": decision.outcome.value}
+
+    @app.get("/lenient/{uscc}")
+    def lenient_firm(decision: Decision | None = Depends(lenient)) -> dict[str, Any]:
+        return {"outcome": decision.outcome.value if decision else None}
+
+    with TestClient(app) as c:
+        r = c.get(f"/firms/{sandbox.defaulter}")
+        assert r.status_code == 403 and r.json()["outcome"] == "deny"
+        r = c.get(f"/firms/{sandbox.clean}")
+        assert r.status_code == 503 and r.json()["cause"] == "record"
+        assert c.get(f"/lenient/{sandbox.defaulter}").status_code == 403
+        r = c.get(f"/lenient/{sandbox.clean}")
+        assert r.status_code == 200 and r.headers["x-credit-check"] == "error"
+        assert r.json() == {"outcome": "allow"}

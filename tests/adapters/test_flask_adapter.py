@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import urllib.parse
 from typing import Any
@@ -17,11 +18,13 @@ from _middleware_fakes import (
     CLEAN,
     DEFAULTER,
     DEGRADED,
+    REMOTE,
     FakeChecker,
     multipart,
     problem,
     sha,
 )
+from _unrecorded import Sandboxed
 from credit_check.adapters.flask import CreditCheck
 
 from credit_check._middleware._routes import FromForm, FromHeader, FromJSON, FromPath, Route
@@ -63,6 +66,11 @@ def site() -> tuple[flask.Flask, CreditCheck, FakeChecker]:
     @app.get("/open")
     def open_() -> Any:
         return _describe()
+
+    @app.post("/async-bids")
+    @ext.guard(scenario="bidding", subject=FromJSON("uscc"))
+    async def async_bid() -> Any:
+        return {**_describe(), "json": flask.request.get_json()}
 
     ext.init_app(app)  # the app-factory style
     return app, ext, checker
@@ -128,10 +136,93 @@ def test_unguarded_route_and_checker_failures(site) -> None:
     assert app.test_client().get("/open").json["outcome"] is None
     assert len(checker.calls) == before
     r = app.test_client().post(f"/licences/{BOOM}")
-    assert r.status_code == 200 and r.headers["X-Credit-Check"] == "error"
+    assert r.status_code == 503 and r.headers["X-Credit-Check"] == "error"
     assert ext.errors == 1
 
 
 def test_missing_checker_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="needs a checker"):
         CreditCheck(flask.Flask(__name__))
+
+
+def test_guard_decorator_works_on_an_async_view(site) -> None:
+    app, ext, checker = site
+    client = app.test_client()
+    r = client.post("/async-bids", json={"uscc": CLEAN})
+    assert r.status_code == 200 and r.json["outcome"] == "allow"
+    assert r.json["json"] == {"uscc": CLEAN} and r.headers["X-Credit-Check"].startswith("allow;")
+    r = client.post("/async-bids", json={"uscc": DEFAULTER})
+    assert r.status_code == 403 and problem(r.json)["outcome"] == "deny"
+    r = client.post("/async-bids", json={"uscc": REMOTE})  # a lookup, in a worker thread
+    assert r.status_code == 200 and checker.calls[-1][0] == "check"
+    r = client.post("/async-bids", json={"uscc": BOOM})
+    assert r.status_code == 503 and ext.errors == 1
+
+
+def test_an_odd_content_length_is_answered_not_raised(site) -> None:
+    app, _, _ = site
+    for path in ("/bids", "/async-bids"):
+        r = app.test_client().post(path, json={"uscc": CLEAN},
+                                   environ_overrides={"CONTENT_LENGTH": "²"})
+        assert r.status_code == 400 and r.json["field"] == "header:content-length", path
+
+
+def test_a_body_without_length_over_the_limit_is_refused_unread() -> None:
+    """A chunked body (the server ends the stream) past the guard's limit: 413, read no
+    further than the limit."""
+    app = flask.Flask(__name__)
+    ext = CreditCheck(app, checker=FakeChecker(), max_body=100)
+
+    @app.post("/bids")
+    @ext.guard(scenario="bidding", subject=FromJSON("uscc"))
+    def bid() -> Any:
+        return {}
+
+    class Counted(io.BytesIO):
+        taken = 0
+
+        def read(self, size: int | None = -1) -> bytes:
+            data = super().read(size)
+            Counted.taken += len(data)
+            return data
+
+    body = json.dumps({"uscc": CLEAN, "pad": "x" * 4_000_000}).encode()
+    r = app.test_client().post("/bids", input_stream=Counted(body),
+                               content_type="application/json",
+                               environ_overrides={"wsgi.input_terminated": True,
+                                                  "CONTENT_LENGTH": ""})
+    assert r.status_code == 413 and Counted.taken < 100_000  # not the 4 MB sent
+    # The app's own smaller limit holds too (werkzeug would cut the body short unsaid).
+    app.config["MAX_CONTENT_LENGTH"] = 60
+    small = json.dumps({"uscc": CLEAN, "pad": "x" * 20}).encode()
+    r = app.test_client().post("/bids", input_stream=io.BytesIO(small),
+                               content_type="application/json",
+                               environ_overrides={"wsgi.input_terminated": True,
+                                                  "CONTENT_LENGTH": ""})
+    assert len(small) < 100 and r.status_code == 413
+
+
+def test_an_unrecorded_deny_is_refused_and_a_clean_firm_gets_503(sandbox: Sandboxed) -> None:
+    app = flask.Flask(__name__)
+    ext = CreditCheck(app, checker=sandbox.unrecorded,
+                      routes=[Route("POST", "/bids", "bidding", subject=FromJSON("uscc"))])
+
+    @app.post("/bids")
+    def bids() -> Any:
+        return _describe()
+
+    @app.post("/view-bids")
+    @ext.guard(scenario="bidding", subject=FromJSON("uscc"))
+    def view_bids() -> Any:
+        return _describe()
+
+    @app.post("/async-view-bids")
+    @ext.guard(scenario="bidding", subject=FromJSON("uscc"))
+    async def async_view_bids() -> Any:
+        return _describe()
+
+    client = app.test_client()
+    for path in ("/bids", "/view-bids", "/async-view-bids"):
+        assert client.post(path, json={"uscc": sandbox.defaulter}).status_code == 403, path
+        r = client.post(path, json={"uscc": sandbox.clean})
+        assert r.status_code == 503 and r.json["cause"] == "record", path

@@ -162,35 +162,27 @@ def test_starlette_request_state_carries_the_decision() -> None:
         assert client.post("/bids", json={"uscc": DEFAULTER}).status_code == 403
 
 
-class AsyncLocalChecker(FakeChecker):
-    """A checker with ``check_local_async``, as a real Checker has: the middleware awaits it
-    (the record is committed with the loop turn's others) instead of calling check_local."""
-
-    async def check_local_async(self, subject: Any, transaction: Any) -> Any:
-        decision = self.check_local(subject, transaction)
-        if self.calls and self.calls[-1][0] == "check_local":
-            self.calls[-1] = ("check_local_async", *self.calls[-1][1:])
-        return decision
-
-
 def _post(mw: CreditCheckASGIMiddleware, uscc: str) -> list[dict[str, Any]]:
     body = json.dumps({"uscc": uscc}).encode()
     return _run(mw, _scope("POST", "/bids", [(b"content-type", b"application/json")]),
                 [{"type": "http.request", "body": body, "more_body": False}])
 
 
-def test_a_checker_with_check_local_async_is_awaited_for_the_snapshot_answer() -> None:
+def test_the_snapshot_answer_is_taken_in_the_loop_and_a_lookup_in_a_thread() -> None:
     app = Recorder()
-    checker = AsyncLocalChecker()
+    checker = FakeChecker()
     mw = CreditCheckASGIMiddleware(app, checker=checker, routes=ROUTES)
     sent = _post(mw, CLEAN)
     assert sent[0]["status"] == 204 and dict(sent[0]["headers"])[b"x-credit-check"].startswith(
         b"allow; decision=")
-    assert [c[0] for c in checker.calls] == ["check_local_async"]
+    assert [c[0] for c in checker.calls] == ["check_local"]
     assert _post(mw, DEFAULTER)[0]["status"] == 403 and len(app.scopes) == 1
     _post(mw, REMOTE)  # no snapshot answer: the full check, in a worker thread
     assert checker.calls[-1][0] == "check" and checker.calls[-1][3] != threading.main_thread().name
-    failed = _post(mw, BOOM)  # raised while awaited: on_error="review" lets it through
-    assert dict(failed[0]["headers"])[b"x-credit-check"] == b"error" and mw.errors == 1
+    failed = _post(mw, BOOM)  # raised while awaited: the default on_error answers 503
+    assert failed[0]["status"] == 503 and mw.errors == 1
+    assert dict(failed[0]["headers"])[b"x-credit-check"] == b"error" and len(app.scopes) == 2
+    lenient = CreditCheckASGIMiddleware(app, checker=checker, routes=ROUTES, on_error="proceed")
+    assert _post(lenient, BOOM)[0]["status"] == 204 and len(app.scopes) == 3
     strict = CreditCheckASGIMiddleware(app, checker=checker, routes=ROUTES, on_error="deny")
-    assert _post(strict, BOOM)[0]["status"] == 503
+    assert _post(strict, BOOM)[0]["status"] == 403 and len(app.scopes) == 3

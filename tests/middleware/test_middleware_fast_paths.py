@@ -1,6 +1,5 @@
 """The guarded path's shortcuts give the same answers as the general code they bypass:
-lazily decoded ASGI headers, the UTF-8 JSON shortcut, object-only JSON paths and the
-per-route transaction."""
+lazily decoded ASGI headers, object-only JSON paths and the per-route transaction."""
 
 from __future__ import annotations
 
@@ -12,8 +11,8 @@ from _middleware_fakes import CLEAN, FakeChecker
 from hypothesis import given
 from hypothesis import strategies as st
 
-from credit_check._middleware._body import ASGIHeaders, RequestData, _parse_json
-from credit_check._middleware._guard import Guard, Plan, Verdict
+from credit_check._middleware._body import ASGIHeaders, RequestData
+from credit_check._middleware._guard import Guard, Plan
 from credit_check._middleware._routes import FromJSON, Route
 
 _NAMES = st.sampled_from([b"content-type", b"Content-Type", b"x-applicant-id", b"X-APPLICANT-ID",
@@ -51,39 +50,6 @@ def test_asgi_headers_join_repeated_values_and_raise_keyerror() -> None:
     assert len(lazy) == 1
     with pytest.raises(KeyError):
         lazy["x-other"]
-
-
-def _loads(body: bytes) -> tuple[str, Any]:
-    try:
-        return "ok", json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        return type(exc).__name__, str(exc)
-
-
-def _shortcut(body: bytes) -> tuple[str, Any]:
-    try:
-        return "ok", _parse_json(body)
-    except (ValueError, RecursionError) as exc:
-        return type(exc).__name__, str(exc)
-
-
-_JSONISH = st.one_of(
-    st.binary(max_size=40),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                 lambda inner: st.lists(inner, max_size=3)
-                 | st.dictionaries(st.text(max_size=3), inner, max_size=3)).map(
-        lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8")),
-    st.sampled_from([b"{", b"[", b"{\x00", b"[\x00\x00\x00", b'{"a": "\xed\xa0\x80"}',
-                     b'{"a": 1} x', b' {"a": 1}', b"\xef\xbb\xbf{}", b'{"a":"\xff"}',
-                     b'{"a": 1} \r\n\t ', b"[1] \x0c", b"[1]\xc2\xa0", b"{} {}", b"[]]",
-                     b"{} \n x", b"[", b"[]\x00"]),
-)
-
-
-@given(_JSONISH)
-def test_json_shortcut_parses_and_fails_like_json_loads(body: bytes) -> None:
-    """Same value, or the same error class and message, as ``json.loads``."""
-    assert _shortcut(body) == _loads(body)
 
 
 def _generic(ex: FromJSON, request: RequestData) -> list[str]:
@@ -136,39 +102,3 @@ def test_route_transaction_is_reused_only_without_request_fields() -> None:
     assert _plan(guard, route, {"uscc": CLEAN}).transaction.department == "另一局"
     other = Route("POST", "/a", "bidding", subject=FromJSON("uscc"))
     assert _plan(guard, other, {"uscc": CLEAN}).transaction.scenario.value == "bidding"
-
-
-_REQUEST_FIELD = st.one_of(
-    st.none(), st.integers(-10, 10**20), st.booleans(),
-    st.text(max_size=4),
-    st.text(st.characters(codec="utf-8") | st.sampled_from(["\ud800", "\udfff"]),
-            min_size=120, max_size=135),
-    st.sampled_from(["x" * 128, "x" * 129, "é" * 128, "é" * 129, " XK-1 ", "a\ud800"]))
-
-
-@given(_REQUEST_FIELD, _REQUEST_FIELD)
-def test_request_fields_on_the_route_transaction_give_what_validation_gives(
-        case_id: Any, item_code: Any) -> None:
-    """A case id and item code added to the route's cached transaction make the very
-    Transaction (or the very 400) that validating the whole transaction makes."""
-    route = Route("POST", "/a", "licensing", subject=FromJSON("uscc"),
-                  case_id=FromJSON("case_id"), item_code=FromJSON("item"))
-    body = json.dumps({"uscc": CLEAN, "case_id": case_id, "item": item_code}).encode()
-
-    def plan(guard: Guard) -> Plan | Verdict:
-        return guard.plan(route, RequestData(headers={"content-type": "application/json"},
-                                             query_string="", path_params={}, body=body))
-
-    warm = Guard(FakeChecker(), department="审批局")
-    _plan(warm, route, {"uscc": CLEAN, "case_id": "XK-0"})  # the route's transaction cached
-    cold = Guard(FakeChecker(), department="审批局")
-    got, expected = plan(warm), plan(cold)
-    if isinstance(expected, Verdict):
-        assert got == expected
-        return
-    assert isinstance(got, Plan)
-    made, validated = got.transaction, expected.transaction
-    assert made == validated
-    assert list(made.__dict__.items()) == list(validated.__dict__.items())
-    assert made.model_fields_set == validated.model_fields_set
-    assert repr(made) == repr(validated)

@@ -148,19 +148,51 @@ def test_shadow_mode_reports_but_never_blocks(harness) -> None:
     assert r.status_code == 200 and r.headers["x-credit-check"] == "invalid; shadow"
 
 
-def test_checker_failure_proceeds_with_error_header_and_is_counted(harness, caplog) -> None:
+def test_checker_failure_answers_503_by_default_and_is_logged_and_counted(harness,
+                                                                         caplog) -> None:
     h = harness(ROUTES)
     with caplog.at_level(logging.ERROR, logger="credit_check.middleware"):
         r = post(h, "/bids/T-1", bid(BOOM))
-    assert r.status_code == 200 and r.json()["outcome"] is None
+    assert r.status_code == 503 and h.app.calls == 0
     assert r.headers["x-credit-check"] == "error"
+    body = problem(r.json())
+    assert body["type"].endswith("check-unavailable") and body["cause"] == "check"
+    assert "could not be completed" in body["detail"]
     assert h.middleware.errors == 1
-    assert "RuntimeError" in caplog.text
+    assert "RuntimeError" in caplog.text and "on_error='unavailable'" in caplog.text
 
 
-def test_checker_failure_with_on_error_deny_answers_503(harness) -> None:
+def test_checker_failure_with_on_error_proceed_calls_the_app_with_error_header(
+        harness, caplog) -> None:
+    h = harness(ROUTES, on_error="proceed")
+    with caplog.at_level(logging.ERROR, logger="credit_check.middleware"):
+        for _ in range(2):
+            r = post(h, "/bids/T-1", bid(BOOM))
+            assert r.status_code == 200 and r.json()["outcome"] is None
+            assert r.headers["x-credit-check"] == "error"
+    assert h.app.calls == 2 and h.middleware.errors == 2
+    errors = [rec for rec in caplog.records if rec.levelno == logging.ERROR]
+    assert len(errors) == 2 and all("on_error='proceed'" in rec.getMessage()
+                                    for rec in errors)
+
+
+def test_checker_failure_with_on_error_deny_answers_403(harness) -> None:
     h = harness(ROUTES, on_error="deny")
     r = post(h, "/bids/T-1", bid(BOOM))
-    assert r.status_code == 503 and h.app.calls == 0
-    assert problem(r.json())["type"].endswith("check-unavailable")
+    assert r.status_code == 403 and h.app.calls == 0
+    assert problem(r.json())["type"].endswith("check-failed")
     assert h.middleware.errors == 1
+
+
+def test_on_error_review_is_a_deprecated_alias_of_proceed(harness) -> None:
+    with pytest.warns(DeprecationWarning, match='on_error="review" is deprecated'):
+        h = harness(ROUTES, on_error="review")
+    assert h.middleware.guard.on_error == "proceed"
+    r = post(h, "/bids/T-1", bid(BOOM))
+    assert r.status_code == 200 and r.headers["x-credit-check"] == "error"
+
+
+def test_an_unknown_on_error_is_refused_naming_the_choices(harness) -> None:
+    with pytest.raises(ValueError, match="on_error must be one of 'unavailable', 'deny', "
+                                         "'proceed', not 'ignore'"):
+        harness(ROUTES, on_error="ignore")
