@@ -392,11 +392,25 @@ def test_a_kind_the_service_does_not_list_stays_pending_and_is_reported(
         assert "1 records are kept pending" in caplog.text and "commitment" not in kinds
         # The service learns the kind: the record goes out at the next look.
         kinds.append("commitment")
-        s._kinds_at = float("-inf")
+        s._kinds_at = s._looked_at = float("-inf")  # as a minute later
         assert s.flush(2.0)
         s.close()
     assert service.sent == [decision_id, "commit-held-1"]
     assert outbox.status().pending == 0
+
+
+def test_no_capabilities_call_while_only_v1_kinds_are_pending(
+    outbox: Outbox, transport: Transport
+) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        service = Service(rsps)
+        rsps.add(responses.GET, BASE + "/v1/capabilities", status=404)
+        ids = fill(outbox, 3)
+        s = sender(outbox, transport)
+        assert s.flush(2.0)
+        s.close()
+        paths = [c.request.path_url for c in rsps.calls]
+    assert service.sent == ids and "/v1/capabilities" not in paths
 
 
 def test_a_v1_service_gets_only_the_v1_kinds(outbox: Outbox, transport: Transport) -> None:

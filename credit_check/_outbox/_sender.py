@@ -165,7 +165,7 @@ class Sender:
         self._last_checkpoint = self._last_prune = self._last_reap = self._last_state = 0.0
         # The record kinds the service accepts (§9.0); others stay pending, reported.
         self._kinds: frozenset[str] | None = None
-        self._kinds_at = float("-inf")
+        self._kinds_at = self._looked_at = float("-inf")
         self.held = 0
 
     def _check_fork(self) -> None:
@@ -231,10 +231,20 @@ class Sender:
 
     def accepted_kinds(self) -> frozenset[str]:
         """The record kinds the service accepts: its ``record_kinds`` (v1.1), the v1 kinds
-        from a v1 service, read at most every KINDS_REFRESH seconds. Records of other kinds
-        stay pending and are reported (DESIGN §9.0)."""
+        from a v1 service. Records of other kinds stay pending and are reported (DESIGN
+        §9.0). The service is asked only while records of kinds beyond v1 are pending (a
+        local count, at most once a second), and then at most every KINDS_REFRESH seconds,
+        so a deployment that writes none makes no call for it."""
         now = time.monotonic()
-        if now - self._kinds_at < KINDS_REFRESH:
+        if now - self._kinds_at < KINDS_REFRESH or now - self._looked_at < 1.0:
+            return self._kinds or V1_KINDS
+        self._looked_at = now
+        try:
+            beyond = self._store.pending_count() - self._store.pending_count(V1_KINDS)
+        except OutboxError as exc:
+            logger.warning("feedback outbox: %s", exc)
+            return self._kinds or V1_KINDS
+        if not beyond:
             return self._kinds or V1_KINDS
         self._kinds_at = now
         try:
