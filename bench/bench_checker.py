@@ -15,6 +15,13 @@ The sandbox runs in its own process (the other core), playing the platform.
    sender, then one sender delivers them all (``Sender.flush``): records/s, and the CPU
    seconds per 1,000 records spent by the sender (this process) and by the sandbox.
 5. check_many(1,000; 2 % listed), and a listed subject on a warm cache.
+6. Receipts (DESIGN §9.4): the not-listed check with its local receipt (the default: a
+   reference to the snapshot's signed header, the header in the durable record) and
+   without (the header taken off the snapshot state), interleaved rounds, outbox off and
+   durable; and check_many(100, online=True) — a signed answer per subject — against
+   check_many(100) of the same subjects.
+7. Metrics (``credit_check.enable_metrics``): the not-listed check, outbox off, with the
+   counters on and off, interleaved rounds.
 
 Targets (issue 13): durable p50 ≤ 2× outbox-off p50; ≥ 100× faster than naive; durable
 p99 ≤ 10× its p50 at the steady rate; delivery ≥ 20,000 records/s.
@@ -25,6 +32,7 @@ p99 ≤ 10× its p50 at the steady rate; delivery ≥ 20,000 records/s.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -171,6 +179,64 @@ def main() -> int:
         lines.append(("check() not listed, outbox off, p50 (tight loop)", f"{p50_off:.1f} µs"))
         lines.append(("check() not listed, durable (default), p50 (tight loop)",
                       f"{p50_on:.1f} µs"))
+        # 6. Receipts: the same loop with the snapshot's receipt header and without.
+        def header(c: Checker, keep: bool) -> None:
+            snap = c._syncer.snapshot
+            assert snap is not None
+            if keep and snap.header is None:
+                c._syncer.snapshot = dataclasses.replace(snap, header=saved[id(c)])
+            elif not keep and snap.header is not None:
+                saved[id(c)] = snap.header
+                c._syncer.snapshot = dataclasses.replace(snap, header=None)
+
+        saved: dict[int, object] = {}
+        with_r: dict[str, list[float]] = {"off": [], "on": []}
+        without_r: dict[str, list[float]] = {"off": [], "on": []}
+        for _ in range(args.rounds):
+            for name, c in (("off", off), ("on", on)):
+                for keep, into in ((True, with_r), (False, without_r)):
+                    header(c, keep)
+                    it = iter(clean * (args.n // len(clean) + 1))
+                    into[name].append(pct(timed(lambda c=c, it=it: c.check(next(it), tx),
+                                                args.n), 0.5))
+        for c in (off, on):
+            header(c, True)
+        for name in ("off", "on"):
+            a, b = statistics.median(with_r[name]), statistics.median(without_r[name])
+            label = "outbox off" if name == "off" else "durable"
+            lines.append((f"check() not listed, {label}: with receipt / without, p50",
+                          f"{a:.1f} / {b:.1f} µs  ({a / b:.2f}x)"))
+        # 7. Metrics on and off (outbox off, so the counter is what is measured).
+        from prometheus_client import CollectorRegistry
+
+        from credit_check import enable_metrics
+
+        counted = checker("metrics", feedback=False)
+        enable_metrics(counted, CollectorRegistry())
+        for s in clean[:500]:
+            counted.check(s, tx)
+        m_on: list[float] = []
+        m_off: list[float] = []
+        for _ in range(args.rounds):
+            for c, into in ((counted, m_on), (off, m_off)):
+                it = iter(clean * (args.n // len(clean) + 1))
+                into.append(pct(timed(lambda c=c, it=it: c.check(next(it), tx), args.n), 0.5))
+        a, b = statistics.median(m_on), statistics.median(m_off)
+        lines.append(("check() not listed, outbox off: metrics on / off, p50",
+                      f"{a:.1f} / {b:.1f} µs  ({a / b:.2f}x)"))
+        counted.close()
+        batch = clean[:100]
+        signed_t, plain_t = [], []
+        for _ in range(5):
+            t0 = time.perf_counter_ns()
+            on.check_many(batch, tx, online=True)
+            signed_t.append(time.perf_counter_ns() - t0)
+            t0 = time.perf_counter_ns()
+            on.check_many(batch, tx)
+            plain_t.append(time.perf_counter_ns() - t0)
+        a, b = statistics.median(signed_t) / 1e6, statistics.median(plain_t) / 1e6
+        lines.append(("check_many(100), online=True (signed answers) / local, median",
+                      f"{a:.1f} / {b:.1f} ms"))
         # 2. Steady rate with delivery running.
         steady: dict[str, tuple[float, float]] = {}
         for name, c in (("off", off), ("on", on)):

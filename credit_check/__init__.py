@@ -13,6 +13,7 @@ from credit_check._exceptions import (
     ConfigurationError,
     CreditCheckError,
     InvalidArgument,
+    InvalidReceipt,
     InvalidServiceData,
     InvalidSubjectId,
     OutboxError,
@@ -31,6 +32,7 @@ from credit_check._ids import (
     validate_uscc,
 )
 from credit_check._lifecycle._ledger import Commitment
+from credit_check._metrics import enable_metrics, enable_tracing, metrics_registry
 from credit_check._middleware._asgi import CreditCheckASGIMiddleware
 from credit_check._middleware._routes import (
     FromForm,
@@ -59,6 +61,8 @@ from credit_check._models import (
     Target,
     Transaction,
 )
+from credit_check._readiness import Readiness
+from credit_check._receipts import Receipt, ServiceReceipt, SnapshotReceipt
 from credit_check._settings import Settings
 
 __version__ = "0.1.0"
@@ -85,6 +89,7 @@ __all__ = [
     "FromPath",
     "FromQuery",
     "InvalidArgument",
+    "InvalidReceipt",
     "InvalidServiceData",
     "InvalidSubjectId",
     "ListDefinition",
@@ -94,19 +99,26 @@ __all__ = [
     "OutboxError",
     "Outcome",
     "PilotCodeWarning",
+    "Readiness",
+    "Receipt",
     "Route",
     "Scenario",
     "ServiceError",
+    "ServiceReceipt",
     "ServiceRejected",
     "ServiceUnavailable",
     "Settings",
+    "SnapshotReceipt",
     "Subject",
     "SubjectKind",
     "Target",
     "Transaction",
     "UnknownCommitment",
     "UnknownDecision",
+    "enable_metrics",
+    "enable_tracing",
     "mask_id",
+    "metrics_registry",
     "normalize_id",
     "validate_id_number",
     "validate_org_code",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import time
@@ -34,6 +35,7 @@ from credit_check._lifecycle._ledger import Commitment
 from credit_check._lifecycle._store import LifecycleStore
 from credit_check._lifecycle._workdays import WorkdayCalendar
 from credit_check._lookup import LookupClient
+from credit_check._metrics import Instruments, Tracer
 from credit_check._models import CST, Decision, FeedbackRecord, Subject, Transaction, max_length
 from credit_check._outbox import Outbox
 from credit_check._outbox._backends import POST_CHECK_FILE, Records, open_records
@@ -41,6 +43,7 @@ from credit_check._outbox._pg_outbox import PgOutbox
 from credit_check._outbox._process import SenderProcess, sender_config
 from credit_check._postcheck import PostCheckQueue, PostCheckRunner
 from credit_check._postcheck_pg import PgPostCheckQueue
+from credit_check._readiness import Readiness, readiness, records_problem
 from credit_check._settings import FallbackPolicy, Settings
 from credit_check._status import data_status
 from credit_check._sync import Syncer
@@ -197,6 +200,9 @@ class Checker:
             raise ConfigurationError(
                 f"CREDIT_CHECK_DEPARTMENT: at most {_DEPARTMENT_MAX} characters")
         self._outbox: Outbox | PgOutbox | None = None
+        # Set by credit_check.enable_metrics / enable_tracing; None costs one test a check.
+        self._metrics: Instruments | None = None
+        self._tracer: Tracer | None = None
         self._queue: PostCheckQueue | PgPostCheckQueue | None = None
         self._records: Records | None = None
         self._lifecycle: Lifecycle | None = None
@@ -304,6 +310,16 @@ class Checker:
             OutboxError: the decision could not be recorded durably; its ``decision``
                 attribute holds the Decision (a DENY must still be refused).
         """
+        if self._tracer is not None:
+            with self._tracer.span("credit_check.check",
+                                   scenario=str(transaction.scenario)) as span:
+                decision = self._check(subject, transaction)
+                span.set_attribute("outcome", str(decision.outcome))
+                span.set_attribute("degraded", decision.degraded)
+                return decision
+        return self._check(subject, transaction)
+
+    def _check(self, subject: Subject | str, transaction: Transaction) -> Decision:
         if self._pid != os.getpid():
             self._after_fork_in_child()
         parsed = self._subject(subject)
@@ -311,23 +327,40 @@ class Checker:
             self._await_catalog()
         decision = self._engine.decide_one(parsed, transaction, Mode.NORMAL)
         assert decision is not None  # NORMAL mode always decides
+        if self._metrics is not None:
+            self._metrics.checked(decision)
         if self._outbox is not None:
-            self._outbox.write_decision(decision, self._department)
+            try:
+                self._outbox.write_decision(decision, self._department)
+            except OutboxError:
+                if self._metrics is not None:
+                    self._metrics.write_failures.inc()
+                raise
         return decision
 
     def check_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
         """Decide from the snapshot and cache only, without any network call.
 
         For event loops: a None answer means a lookup is needed, so call :meth:`check` in a
-        worker thread. A decision made here is recorded like any other.
+        worker thread. A decision made here is recorded like any other; with the outbox in
+        PostgreSQL the answer is always None, as recording it is a network round trip.
 
         Raises:
             InvalidSubjectId: the identifier is invalid.
             OutboxError: the decision could not be recorded durably (carrying it).
         """
+        if isinstance(self._outbox, PgOutbox):
+            return None  # its record is a database round trip: never in an event loop
         decision = self._decide_local(subject, transaction)
+        if decision is not None and self._metrics is not None:
+            self._metrics.checked(decision)
         if decision is not None and self._outbox is not None:
-            self._outbox.write_decision(decision, self._department)
+            try:
+                self._outbox.write_decision(decision, self._department)
+            except OutboxError:
+                if self._metrics is not None:
+                    self._metrics.write_failures.inc()
+                raise
         return decision
 
     def _decide_local(self, subject: Subject | str, transaction: Transaction) -> Decision | None:
@@ -336,10 +369,19 @@ class Checker:
         return self._engine.decide_one(self._subject(subject), transaction, Mode.LOCAL)
 
     def check_many(
-        self, subjects: Iterable[Subject | str], transaction: Transaction
+        self, subjects: Iterable[Subject | str], transaction: Transaction, *,
+        online: bool = False,
     ) -> DecisionGroup:
         """Check a batch or the members of a consortium bid, with one lookup round trip for
         every subject whose prefix is in the snapshot.
+
+        Args:
+            online: ask the service for a signed answer for every subject (查询凭证,
+                DESIGN §9.4) — what a tender file should hold: each decision's
+                ``receipt`` is then a :class:`~credit_check.ServiceReceipt`, verified on
+                arrival and kept in its record. When the service cannot sign, the
+                subjects are decided as usual and their receipts say so (a snapshot
+                receipt, or none).
 
         Raises:
             InvalidSubjectId: any identifier is invalid (before any I/O).
@@ -350,13 +392,24 @@ class Checker:
             self._after_fork_in_child()
         parsed = [self._subject(s) for s in subjects]
         self._await_catalog()
-        group = DecisionGroup(d for d in self._engine.decide_many(parsed, transaction,
-                                                                   Mode.NORMAL) if d is not None)
+        if self._tracer is not None:
+            with self._tracer.span("credit_check.check_many", scenario=str(
+                    transaction.scenario), subjects=len(parsed), online=online):
+                group = DecisionGroup(d for d in self._engine.decide_many(
+                    parsed, transaction, Mode.NORMAL, online=online) if d is not None)
+        else:
+            group = DecisionGroup(d for d in self._engine.decide_many(
+                parsed, transaction, Mode.NORMAL, online=online) if d is not None)
+        if self._metrics is not None:
+            for d in group:
+                self._metrics.checked(d)
         if self._outbox is not None:
             for d in group:
                 try:
                     self._outbox.write_decision(d, self._department)
                 except OutboxError as exc:
+                    if self._metrics is not None:
+                        self._metrics.write_failures.inc()
                     raise OutboxError(str(exc), decision=group) from exc
         return group
 
@@ -381,6 +434,9 @@ class Checker:
         self._outbox.write(post_check_record(new, previous=original,
                                              original_decision_id=original.decision_id,
                                              department=self._department))
+        if self._metrics is not None:
+            changed = new.outcome is not original.outcome
+            self._metrics.post_checks.labels(str(changed).lower()).inc()
 
     # -- feedback ----------------------------------------------------------------------
 
@@ -548,6 +604,28 @@ class Checker:
             return []
         return list(self._outbox.for_case(case_id))
 
+    def case_report(self, case_id: str, *, output: str = "html") -> str:
+        """The query record (查询记录) of a case: every record kept for it — each check,
+        requests refused at the gate included, outcomes and post-checks — with receipts,
+        persons' ids masked, and a verification digest (``credit-check report verify``).
+
+        Args:
+            output: ``"html"`` (printable, A4, Chinese first), ``"csv"`` or ``"json"``.
+
+        Raises:
+            ValueError: an unknown ``output``.
+        """
+        from credit_check._case_report import build, to_csv, to_html
+
+        report = build(case_id, self.checks_for_case(case_id), department=self._department)
+        if output == "html":
+            return to_html(report)
+        if output == "csv":
+            return to_csv(report)
+        if output == "json":
+            return json.dumps(report, ensure_ascii=False, sort_keys=True)
+        raise ValueError(f"output={output!r}: use 'html', 'csv' or 'json'")
+
     # -- state -------------------------------------------------------------------------
 
     def sync(self) -> bool:
@@ -611,6 +689,15 @@ class Checker:
             **data_status(syncer, engine, self._transport),
             **follow,
         )
+
+    def readiness(self) -> Readiness:
+        """Whether this instance should receive traffic (DESIGN §9.8): a catalogue is
+        present and decision records can be written (probed by writing). Stale data is
+        reported in the status but keeps the instance ready. The adapters' readiness
+        endpoints answer with this (``credit_check.adapters.*_health``).
+        """
+        status = self.status()
+        return readiness(status, records_problem(self._outbox, status))
 
     # -- threads, fork, close ----------------------------------------------------------
 

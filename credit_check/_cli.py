@@ -25,6 +25,8 @@ _COMMANDS = {
     "outbox": "credit_check._outbox._cli:outbox",
     "cases": "credit_check._lifecycle._cli:cases",
     "commitments": "credit_check._lifecycle._cli:commitments",
+    "receipt": "credit_check._cli_receipt:receipt",
+    "report": "credit_check._cli_report:report",
 }
 
 
@@ -42,11 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     scenarios = [s.value for s in Scenario]
 
-    p = sub.add_parser("serve", help="run the sandbox list service (or: serve keygen FILE)")
-    p.add_argument("action", nargs="?", choices=["keygen"],
+    p = sub.add_parser("serve", help="run the sandbox list service (or: serve keygen FILE, "
+                                     "serve rotate-key NEW_FILE)")
+    p.add_argument("action", nargs="?", choices=["keygen", "rotate-key"],
                    help="keygen FILE [--data-key FILE]: make the keys that every instance on "
-                        "one PostgreSQL database is given")
-    p.add_argument("file", nargs="?", metavar="FILE", help="keygen: the signing key file")
+                        "one PostgreSQL database is given; rotate-key NEW_FILE: sign with a "
+                        "new key from now on (the old one stays listed for old receipts)")
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="keygen: the signing key file; rotate-key: the new key file")
     p.add_argument("--demo", action="store_true", help="load fictional demo data")
     p.add_argument("--db", metavar="PATH|URL",
                    help="SQLite database file, or postgresql://user@host:port/dbname "
@@ -104,6 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("commitments", help="the commitment ledger (信用承诺)")
     p.add_argument("--subject", metavar="ID", help="only this subject's commitments")
     p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("receipt", help="check a receipt (查询凭证) offline")
+    p.add_argument("action", choices=["verify"], help="verify FILE: check the signatures "
+                   "with the pinned service key and say what the receipt proves")
+    p.add_argument("file", metavar="FILE", help="a receipt, a decision or record with one, "
+                   "a list of them, or a case report's JSON")
+    p.add_argument("--id", help="the subject's id: checks a person's salted binding (and "
+                   "that the receipt names this subject)")
+    p.add_argument("--key", action="append", metavar="BASE64",
+                   help="a service public key (repeatable; default "
+                        "CREDIT_CHECK_SERVICE_PUBLIC_KEY and the data directory's key)")
+    p.add_argument("--keys", metavar="FILE", help="a saved GET /v1/keys answer: its previous "
+                   "keys verify receipts from before a key rotation")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    p = sub.add_parser("report", help="the query record (查询记录) of a case, and its check")
+    p.add_argument("action", choices=["case", "verify"],
+                   help="case CASE_ID: every record of the case from the data directory; "
+                        "verify FILE: recompute a report's digest")
+    p.add_argument("target", metavar="CASE_ID|FILE")
+    p.add_argument("--format", choices=["html", "csv", "json"], default="html",
+                   help="case: html (printable, A4), csv or json (default html)")
+    p.add_argument("--out", metavar="FILE", help="case: write here (default: stdout)")
     return parser
 
 

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from credit_check._breaker import CircuitOpen
 from credit_check._cache import LookupCache
-from credit_check._exceptions import InvalidSubjectId, OutboxError, ServiceError, ServiceUnavailable
+from credit_check._exceptions import (
+    InvalidReceipt,
+    InvalidServiceData,
+    InvalidSubjectId,
+    OutboxError,
+    ServiceError,
+    ServiceUnavailable,
+)
 from credit_check._ids import validate_id_number
 from credit_check._lookup import LookupClient, own_entries, representative_entries
 from credit_check._models import (
@@ -31,6 +38,14 @@ from credit_check._models import (
     Withheld,
     to_cst_datetime,
     trusted,
+)
+from credit_check._receipts import (
+    Receipt,
+    ServiceReceipt,
+    SnapshotReceipt,
+    key_id,
+    matches_answer,
+    verify_service_receipt,
 )
 from credit_check._rules import (
     clean_years,
@@ -57,10 +72,17 @@ class Mode(enum.Enum):
 class _Answer:
     lookup: SubjectLookup | None  # None: the snapshot says the subject is on no list
     stale: bool = False
+    receipt: Receipt | None = None
 
 
 _CLEAR = _Answer(None)
 _STALE_CLEAR = _Answer(None, stale=True)
+
+
+def _clear(snapshot: SnapshotState, sid: str) -> _Answer:
+    # Not listed by the snapshot: the receipt is its signed header and the prefix.
+    header = snapshot.header
+    return _Answer(None, receipt=SnapshotReceipt(header, sid)) if header is not None else _CLEAR
 
 
 def _cause(exc: ServiceError) -> str:
@@ -175,6 +197,7 @@ class Engine:
             ):
                 # Not listed, and no representative to check: the rulebook would find
                 # nothing, so build its ALLOW directly.
+                header = snapshot.header
                 return trusted(Decision, {
                     "decision_id": new_decision_id(),
                     "outcome": Outcome.ALLOW,
@@ -188,15 +211,23 @@ class Engine:
                     "catalog_version": state.catalog.version,
                     "data_version": str(snapshot.version),
                     "decided_at": now,
+                    # A reference to the state's header; the prefix is made when asked.
+                    "receipt": SnapshotReceipt(header, subject.id) if header is not None
+                    else None,
                 }, set(_DECISION_FIELDS))
         return self.decide_many([subject], transaction, mode, now)[0]
 
     def decide_many(
         self, subjects: Sequence[Subject], transaction: Transaction, mode: Mode,
-        now: dt.datetime | None = None,
+        now: dt.datetime | None = None, *, online: bool = False,
     ) -> list[Decision | None]:
         """Decide each subject with one lookup round trip for all that need one (plus one
         for legal representatives that only the service named).
+
+        Args:
+            online: look every subject up online with the service's signed receipt
+                (§9.4), whatever the snapshot and cache say; when the service cannot
+                give one, decide as usual (snapshot, cache, fallback).
 
         Raises:
             ServiceError: only in ``Mode.STRICT``, when the service cannot answer.
@@ -224,7 +255,7 @@ class Engine:
             if want_rep and s.kind is SubjectKind.ORGANIZATION and s.legal_representative:
                 reps[s.id] = s.legal_representative
                 ids.append(s.legal_representative.id)
-        answers, failure = self._resolve(ids, clean_ids, mode, now)
+        answers, failure = self._resolve(ids, clean_ids, mode, now, online)
         if want_rep:
             found = {}
             for s in subjects:
@@ -234,7 +265,7 @@ class Engine:
                     if rep is not None and rep.id not in answers:
                         found[rep.id] = rep
             if found:
-                more, more_cause = self._resolve(list(found), set(), mode, now)
+                more, more_cause = self._resolve(list(found), set(), mode, now, online)
                 answers.update(more)
                 failure = failure or more_cause
         decisions: list[Decision | None] = []
@@ -266,6 +297,10 @@ class Engine:
         entries = own_entries(lookup, s.id) if lookup else []
         rep_entries = representative_entries(rep_lookup, rep.id) if rep and rep_lookup else []
         clean_since = lookup.clean_since if lookup else None
+        receipt = a.receipt
+        if rep is not None and isinstance(receipt, ServiceReceipt) \
+                and isinstance(ra.receipt, ServiceReceipt):
+            receipt = receipt.with_related(Target.LEGAL_REPRESENTATIVE.value, ra.receipt)
         data_version = (lookup.data_version if lookup
                         else str(snapshot.version) if snapshot else None)
         scenario = transaction.scenario
@@ -288,6 +323,7 @@ class Engine:
                 "remedy": made.remedy, "degraded": stale or bool(hidden),
                 "catalog_version": catalog.version,
                 "data_version": data_version, "decided_at": to_cst_datetime(now),
+                "receipt": receipt,
             }, set(_DECISION_FIELDS))
         else:
             decision = decide(
@@ -307,6 +343,9 @@ class Engine:
             if len(self._memo) >= MEMO_SIZE:
                 self._memo.clear()
             self._memo[key] = _Memo(catalog, lookup, rep_lookup, decision)
+            if receipt is not None:
+                decision = trusted(Decision, {**decision.__dict__, "receipt": receipt},
+                                   {*decision.model_fields_set, "receipt"})
         if stale:
             # Decided on an answer kept from before the outage: verify it when possible.
             # (A withheld role alone is not queued: a re-check would be withheld again.)
@@ -357,14 +396,23 @@ class Engine:
                                        legal_representative=None)
 
     def _resolve(
-        self, ids: Iterable[str], clean_ids: set[str], mode: Mode, now: dt.datetime
+        self, ids: Iterable[str], clean_ids: set[str], mode: Mode, now: dt.datetime,
+        online: bool = False,
     ) -> tuple[dict[str, _Answer], str | None]:
         snapshot = self._syncer.usable_snapshot_at(now)
         answers: dict[str, _Answer] = {}
         todo: list[str] = []
+        if online and mode is not Mode.LOCAL:
+            todo = list(dict.fromkeys(ids))
+            try:
+                return self._signed(todo), None
+            except ServiceError as exc:
+                # No signed answer: decided as usual below, without a service receipt.
+                logger.warning("signed lookup of %d subject(s) failed: %s", len(todo), exc)
+                todo = []
         for sid in dict.fromkeys(ids):
             if snapshot is not None and sid not in clean_ids and not snapshot.contains(sid):
-                answers[sid] = _CLEAR
+                answers[sid] = _clear(snapshot, sid)
                 continue
             cached = self._cache.get(sid)
             if cached is not None:
@@ -389,7 +437,7 @@ class Engine:
                     continue
                 elif snapshot is not None and not snapshot.contains(sid):
                     # Only clean_since was wanted: decide without the clean-record reward.
-                    answers[sid] = _CLEAR
+                    answers[sid] = _clear(snapshot, sid)
                 elif old is not None and not old.contains(sid):
                     # Stale data is better than none, but only as a degraded answer that
                     # is post-checked (rule 12).
@@ -411,6 +459,32 @@ class Engine:
         for sid, answer in fresh.items():
             self._cache.put(sid, answer)
         return fresh
+
+    def _signed(self, ids: list[str]) -> dict[str, _Answer]:
+        """Signed answers for ``ids``, each receipt verified against the service key and
+        against its answer before anything uses it.
+
+        Raises:
+            ServiceError: the service cannot answer, or a receipt does not verify.
+        """
+        key = self._syncer.service_key
+        if key is None:
+            raise InvalidServiceData("no service key yet to verify receipts with")
+        keys = {key_id(key): key}
+        answers: dict[str, _Answer] = {}
+        for sid, (lookup, raw) in self._lookup.lookup_signed(ids).items():
+            receipt = ServiceReceipt.from_wire(raw)
+            claims = verify_service_receipt(receipt, keys)
+            shown = {"data_version": lookup.data_version,
+                     "entries": [{"entry_id": e.entry_id, "status": e.status.value}
+                                 for e in lookup.entries],
+                     "withheld": [{"role": w.role} for w in lookup.withheld]}
+            why = matches_answer(claims, shown, sid)
+            if why is not None:
+                raise InvalidReceipt(f"the receipt of a signed answer does not match it: {why}")
+            self._cache.put(sid, lookup)
+            answers[sid] = _Answer(lookup, receipt=receipt)
+        return answers
 
     def _stale_snapshot(self, now: dt.datetime) -> SnapshotState | None:
         """The snapshot while it is stale but younger than ``max_stale``."""

@@ -8,6 +8,7 @@
     │   ├── ServiceUnavailable               unreachable, timed out, 5xx or 429 after retries
     │   ├── ServiceRejected                  a 4xx answer: our request was wrong or not allowed
     │   └── InvalidServiceData               an answer that does not validate, or a bad signature
+    │       └── InvalidReceipt                a receipt that is malformed or does not verify
     ├── OutboxError                          the feedback outbox cannot store or read a record
     ├── UnknownDecision (also KeyError)      report() named a decision this checker never made
     ├── UnknownCommitment (also KeyError)    fulfil()/waive() named a commitment not on record
@@ -101,3 +102,8 @@ class UnknownCommitment(CreditCheckError, KeyError):
 class InvalidArgument(CreditCheckError, ValueError):
     """An argument of a call is malformed or not allowed here; the message names it and
     says what to give instead."""
+
+
+class InvalidReceipt(InvalidServiceData):
+    """A check receipt (查询凭证) that is malformed, signed by a key not given, fails its
+    signature, or does not describe the answer it came with."""

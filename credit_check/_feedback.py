@@ -104,7 +104,14 @@ def decision_record(decision: Decision, *, department: str) -> FeedbackRecord:
         data_version=decision.data_version,
         created_at=decision.decided_at,
         operator=decision.transaction.operator,
+        receipt=_receipt(decision),
     )
+
+
+def _receipt(decision: Decision) -> dict[str, object] | None:
+    # Only a receipt the service takes back travels in the record (see _receipts).
+    receipt = decision.receipt
+    return receipt.to_dict() if receipt is not None and receipt.recordable else None
 
 
 def outcome_record(decision: FeedbackRecord, *, result: str, note: str | None,

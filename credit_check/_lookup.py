@@ -77,6 +77,30 @@ class LookupClient:
                                        label="/v1/subjects/" + mask_id(subject_id))
         return _validate(resp.body, subject_id)
 
+    def lookup_signed(self, subject_ids: Sequence[str]
+                      ) -> dict[str, tuple[SubjectLookup, Any]]:
+        """Answers with the service's receipts (§9.4): ``{id: (answer, receipt JSON)}``,
+        the receipt as the service sent it (verify it before trusting it). One batch
+        round trip per :data:`BATCH_LIMIT` ids; persons never travel in a URL.
+
+        Raises:
+            ServiceUnavailable, ServiceRejected, InvalidServiceData: as :meth:`lookup`;
+                also when an answer carries no receipt.
+        """
+        found: dict[str, tuple[SubjectLookup, Any]] = {}
+        ids = list(dict.fromkeys(subject_ids))
+        for start in range(0, len(ids), BATCH_LIMIT):
+            chunk = ids[start : start + BATCH_LIMIT]
+            for asked, result in zip(chunk, self._results(chunk, receipt=True), strict=True):
+                receipt = result.get("receipt") if isinstance(result, dict) else None
+                if receipt is None:
+                    raise InvalidServiceData(
+                        f"lookup of {mask_id(asked)}: a receipt was asked for and the answer "
+                        "carries none (does the service sign receipts? see "
+                        "GET /v1/capabilities)")
+                found[asked] = (_validate(result, asked), receipt)
+        return found
+
     def lookup_many(self, subject_ids: Sequence[str]) -> dict[str, SubjectLookup]:
         """Answers for many subjects, one round trip per :data:`BATCH_LIMIT` ids.
 
@@ -93,16 +117,21 @@ class LookupClient:
         found: dict[str, SubjectLookup] = {}
         for start in range(0, len(ids), BATCH_LIMIT):
             chunk = ids[start : start + BATCH_LIMIT]
-            resp = self._transport.request(
-                "POST", "/v1/subjects:batch", json_body={"ids": chunk}, retries=self._retries
-            )
-            body = resp.body
-            results = body.get("results") if isinstance(body, dict) else None
-            if not isinstance(results, list) or len(results) != len(chunk):
-                raise InvalidServiceData(
-                    f"batch lookup of {len(chunk)} subjects: the answer does not carry "
-                    "one result per id"
-                )
-            for asked, result in zip(chunk, results, strict=True):
+            for asked, result in zip(chunk, self._results(chunk), strict=True):
                 found[asked] = _validate(result, asked)
         return found
+
+    def _results(self, chunk: list[str], *, receipt: bool = False) -> list[Any]:
+        body_out: dict[str, Any] = {"ids": chunk}
+        if receipt:
+            body_out["receipt"] = True
+        resp = self._transport.request("POST", "/v1/subjects:batch", json_body=body_out,
+                                       retries=self._retries)
+        body = resp.body
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list) or len(results) != len(chunk):
+            raise InvalidServiceData(
+                f"batch lookup of {len(chunk)} subjects: the answer does not carry "
+                "one result per id"
+            )
+        return results

@@ -26,6 +26,7 @@ from pydantic import (
 
 from credit_check._exceptions import CatalogError
 from credit_check._ids import mask_id
+from credit_check._receipts import Receipt
 
 # Re-exported (``as``): code that imports them from here keeps working.
 from credit_check._subject import Subject as Subject
@@ -359,6 +360,9 @@ class Decision(BaseModel):
     catalog_version: str | None = None
     data_version: str | None = None
     decided_at: Timestamp
+    # The 查询凭证 (DESIGN §9.4): a ServiceReceipt (a signed online answer) or a
+    # SnapshotReceipt (a local decision: the signed snapshot header and the prefix).
+    receipt: Receipt | None = None
 
     def public_dict(self) -> dict[str, Any]:
         """The Decision as JSON (DESIGN §5), natural persons' ids masked."""
@@ -375,6 +379,7 @@ class Decision(BaseModel):
             "catalog_version": self.catalog_version,
             "data_version": self.data_version,
             "decided_at": self.decided_at.isoformat(),
+            "receipt": self.receipt.to_dict() if self.receipt is not None else None,
         }
 
 
@@ -486,6 +491,8 @@ class FeedbackRecord(BaseModel):
     operator: str | None = Field(default=None, max_length=128)
     previous_outcome: Outcome | None = None
     hmac: str = Field(default="", max_length=128)
+    # The decision's receipt (§9.4), as JSON; a record without one has no such member.
+    receipt: dict[str, Any] | None = None
     # v1.1 kinds only (see LIFECYCLE_FIELDS): a re-screen's lift flag and the entries
     # removed as wrong; a commitment's id, items, due date (China Standard Time) and
     # whether that date rests on a working-day schedule not yet published.
@@ -530,11 +537,14 @@ class FeedbackRecord(BaseModel):
         return self
 
     @model_serializer(mode="wrap")
-    def _drop_unused(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        for name in LIFECYCLE_FIELDS:
-            if data.get(name, False) is None:
-                del data[name]
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Records without a receipt, and of the v1 kinds, keep the exact form (and HMAC)
+        # they always had: the optional members of later protocol versions are left out.
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in ("receipt", *LIFECYCLE_FIELDS):
+                if data.get(name, 0) is None:
+                    del data[name]
         return data
 
 

@@ -93,6 +93,8 @@ class Conn:
     """A psycopg connection that takes the ``?`` statements the SQLite code uses."""
 
     __slots__ = ("raw",)
+    # The shared SQL code may pass a list as one array parameter (``= ANY(?)``).
+    arrays = True
 
     def __init__(self, raw: psycopg.Connection[Any]) -> None:
         self.raw = raw

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -15,8 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from credit_check._crypto import b64d, id_prefix, snapshot_message, snapshot_message_v2, verify
 from credit_check._datadir import write_private
-from credit_check._exceptions import InvalidServiceData
+from credit_check._exceptions import InvalidReceipt, InvalidServiceData
 from credit_check._prefixes import PrefixSet, unpack
+from credit_check._receipts import SnapshotHeader, header_message, key_id
 
 # Version 2 keeps the low halves as two byte planes; a version 1 file is refused (and the
 # next sync fetches the set in full).
@@ -44,6 +45,9 @@ class Signed:
     issued_at: str
     catalog_serial: int
     epoch: int
+    # The signature over the header alone (receipts, §9.4); None from a service that
+    # does not sign receipts.
+    header_signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +73,10 @@ class SnapshotState:
     prefixes: PrefixSet
     # From the answer that produced this state, when it was a v1.1 answer.
     signed: Signed | None = None
-    # What that answer changed (None for a state loaded from disk).
-    hints: Hints | None = None
+    # What a local decision on this state keeps as its receipt (one object per state).
+    header: SnapshotHeader | None = field(default=None, compare=False)
+    # What the answer that produced this state changed (None for a state loaded from disk).
+    hints: Hints | None = field(default=None, compare=False)
 
     @classmethod
     def empty(cls) -> SnapshotState:
@@ -138,7 +144,9 @@ class SnapshotState:
             actual = prefixes.checksum()
             if actual != checksum:
                 raise InvalidServiceData(f"snapshot version {version}: checksum mismatch")
-            return SnapshotState(version, checksum, signature, prefixes, signed, Hints(True))
+            return SnapshotState(version, checksum, signature, prefixes, signed,
+                                 _header(key, version, checksum, signature, signed),
+                                 Hints(True))
         since = body.get("since")
         if since != self.version:
             raise InvalidServiceData(
@@ -158,6 +166,7 @@ class SnapshotState:
             touched = touched.union(unpack(_field_bytes(body, "changed")))
             lifted = tuple(body.get("lifted", ()))
         return SnapshotState(version, checksum, signature, prefixes, signed,
+                             _header(key, version, checksum, signature, signed),
                              Hints(False, since, touched, lifted))
 
     def save(self, path: Path) -> None:
@@ -166,7 +175,8 @@ class SnapshotState:
         header = json.dumps({
             "version": self.version, "checksum": self.checksum, "signature": self.signature,
             "count": len(self.prefixes), "byteorder": sys.byteorder, "offsets": len(offsets),
-            "signed": [self.signed.issued_at, self.signed.catalog_serial, self.signed.epoch]
+            "signed": [self.signed.issued_at, self.signed.catalog_serial, self.signed.epoch,
+                       self.signed.header_signature]
             if self.signed else None,
         }).encode()
         write_private(path, b"".join(
@@ -194,7 +204,9 @@ class SnapshotState:
             byteorder = header["byteorder"]
             # Informational (the epoch held); freshness itself is kept in freshness.json.
             extra = header.get("signed")
-            signed = Signed(str(extra[0]), int(extra[1]), int(extra[2])) if extra else None
+            signed = (Signed(str(extra[0]), int(extra[1]), int(extra[2]),
+                             str(extra[3]) if len(extra) > 3 and extra[3] else None)
+                      if extra else None)
         except (ValueError, KeyError, TypeError, IndexError):
             raise InvalidServiceData(f"{path}: the snapshot header is damaged") from None
         if byteorder != sys.byteorder:
@@ -206,7 +218,14 @@ class SnapshotState:
         verify(key, snapshot_message(version, checksum), signature, f"{path}")
         if prefixes.checksum() != checksum:
             raise InvalidServiceData(f"{path}: the prefixes do not match the signed checksum")
-        return cls(version, checksum, signature, prefixes, signed)
+        try:
+            header = _header(key, version, checksum, signature, signed)
+        except InvalidReceipt:
+            # Receipts of later decisions then carry the version and checksum alone.
+            signed = Signed(signed.issued_at, signed.catalog_serial, signed.epoch) \
+                if signed is not None else None
+            header = _header(key, version, checksum, signature, signed)
+        return cls(version, checksum, signature, prefixes, signed, header)
 
 
 def _verify_v2(body: dict[str, Any], key: Ed25519PublicKey, version: int, checksum: str,
@@ -233,7 +252,29 @@ def _verify_v2(body: dict[str, Any], key: Ed25519PublicKey, version: int, checks
                                   catalog_serial=serial, epoch=epoch, since=since,
                                   changed=changed, lifted=lifted)
     verify(key, message, signature_v2, f"snapshot version {version} (signature_v2)")
-    return Signed(issued_at, serial, epoch)
+    header_signature = body.get("header_signature")
+    if header_signature is not None and not isinstance(header_signature, str):
+        raise InvalidServiceData(f"snapshot version {version}: header_signature is not a "
+                                 "string")
+    return Signed(issued_at, serial, epoch, header_signature)
+
+
+def _header(key: Ed25519PublicKey, version: int, checksum: str, signature: str,
+            signed: Signed | None) -> SnapshotHeader:
+    """The receipt header of a verified state; a header signature that does not verify
+    is refused (InvalidReceipt), as any other bad signature."""
+    if signed is None:
+        return SnapshotHeader(key_id(key), version, checksum, signature)
+    if signed.header_signature is not None:
+        message = header_message(version=version, checksum=checksum,
+                                 issued_at=signed.issued_at,
+                                 catalog_serial=signed.catalog_serial, epoch=signed.epoch)
+        try:
+            verify(key, message, signed.header_signature, f"snapshot header {version}")
+        except InvalidServiceData as exc:
+            raise InvalidReceipt(str(exc)) from None
+    return SnapshotHeader(key_id(key), version, checksum, signature, signed.issued_at,
+                          signed.catalog_serial, signed.epoch, signed.header_signature)
 
 
 def _is_int(value: Any) -> TypeGuard[int]:

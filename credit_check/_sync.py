@@ -175,6 +175,11 @@ class Syncer:
         """:meth:`usable_snapshot` for an aware datetime (the decision path)."""
         return self.snapshot if now < self.fresh_until_at else None
 
+    @property
+    def service_key(self) -> Ed25519PublicKey | None:
+        """The service key snapshots, catalogues and receipts are verified with."""
+        return self._key
+
     def now(self) -> float:
         """The client's clock, in POSIX seconds (the timer the data age counts on)."""
         return self._timer()

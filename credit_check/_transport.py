@@ -125,6 +125,10 @@ class Transport:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._session = self._new_session()
+        # Metrics and traces (credit_check._metrics), when enabled: called after each
+        # answered call with (method, path, status, seconds, body); spans per call.
+        self.observe: Callable[[str, str, int, float, Any], None] | None = None
+        self.tracer: Any = None
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
@@ -157,7 +161,7 @@ class Transport:
         retries: int | None = None,
         label: str | None = None,
     ) -> Response:
-        """Send one call, retrying what may be retried.
+        """Send one call, retrying what may be retried (in a span when traced).
 
         Args:
             json_body: a value sent as JSON.
@@ -171,7 +175,23 @@ class Transport:
             ServiceRejected: a 4xx answer not in ``ok``; never retried.
             InvalidServiceData: a body that is not JSON.
         """
+        if self.tracer is not None:
+            # The label, not the path: a person's id never reaches a span either.
+            with self.tracer.span("credit_check.http", method=method, path=label or path):
+                return self._request(method, path, json_body=json_body, content=content,
+                                     params=params, headers=headers, ok=ok, retries=retries,
+                                     label=label)
+        return self._request(method, path, json_body=json_body, content=content,
+                             params=params, headers=headers, ok=ok, retries=retries,
+                             label=label)
+
+    def _request(
+        self, method: str, path: str, *, json_body: Any, content: bytes | None,
+        params: Mapping[str, str] | None, headers: Mapping[str, str] | None,
+        ok: Collection[int], retries: int | None, label: str | None,
+    ) -> Response:
         url = self.base_url + path
+        started = time.perf_counter()
         shown = label or path
         attempts = 1 + (self.retries if retries is None else retries)
         last = ""
@@ -210,7 +230,11 @@ class Transport:
             else:
                 if resp.status_code in ok:
                     self._answered()
-                    return Response(resp.status_code, resp.headers, self._parse(resp, shown))
+                    answer = Response(resp.status_code, resp.headers, self._parse(resp, shown))
+                    if self.observe is not None:
+                        self.observe(method, path, resp.status_code,
+                                     time.perf_counter() - started, answer.body)
+                    return answer
                 if resp.status_code not in RETRY_STATUSES and resp.status_code < 500:
                     self._answered()  # the service is up; our request was wrong
                     raise ServiceRejected(

@@ -1,7 +1,8 @@
 """Helpers for the outbox tests, and the child process of the crash test.
 
-As a script: ``python _outbox_child.py DATA_DIR BASE_URL API_KEY RUN COUNT`` makes COUNT
-checks with a real ``Checker`` (its outbox is ``OUTBOX_FILE`` in DATA_DIR), printing each
+As a script: ``python _outbox_child.py DATA_DIR BASE_URL API_KEY RUN COUNT [OUTBOX_URL]``
+makes COUNT checks with a real ``Checker`` (its outbox is ``OUTBOX_FILE`` in DATA_DIR, or
+in the PostgreSQL database OUTBOX_URL), printing each
 decision id only after the check returned, while the feedback is delivered in the
 background.
 """
@@ -101,11 +102,12 @@ def org_id(i: int) -> str:
     return body + uscc_check_char(body)
 
 
-def run_checker(data_dir: str, base_url: str, api_key: str, run: str, count: int) -> int:
+def run_checker(data_dir: str, base_url: str, api_key: str, run: str, count: int,
+                outbox_url: str | None = None) -> int:
     from credit_check._checker import Checker
 
     with Checker(base_url=base_url, api_key=api_key, department="财政局", data_dir=data_dir,
-                 encryption_key=CHECKER_KEY) as checker:
+                 encryption_key=CHECKER_KEY, outbox_url=outbox_url) as checker:
         checker.wait_ready(30)
         transaction = Transaction(scenario="procurement", case_id=f"CRASH-{run}")
         for i in range(count):
@@ -117,7 +119,8 @@ def run_checker(data_dir: str, base_url: str, api_key: str, run: str, count: int
 
 def main(argv: list[str]) -> int:
     data_dir, base_url, api_key, run, count = argv[1], argv[2], argv[3], argv[4], int(argv[5])
-    return run_checker(data_dir, base_url, api_key, run, count)
+    return run_checker(data_dir, base_url, api_key, run, count,
+                       argv[6] if len(argv) > 6 else None)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -171,24 +170,9 @@ class Cluster:
         with contextlib.suppress(OSError):
             shutil.rmtree(self.root)
 
-    def restart(self) -> None:
-        """Stop and start the server on the same port (connections are cut)."""
-        self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "60",
-                  "restart")
-
     def __enter__(self) -> Cluster:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def wait_until(predicate: object, timeout: float) -> bool:
-    """Poll ``predicate()`` until it is true or ``timeout`` seconds pass."""
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())

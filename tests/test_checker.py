@@ -37,8 +37,9 @@ from credit_check import (
     Transaction,
     UnknownDecision,
 )
-from credit_check._crypto import Signer
+from credit_check._crypto import Signer, id_prefix
 from credit_check._models import CST
+from credit_check._receipts import SnapshotReceipt
 from credit_check._rules import decide
 
 PROCUREMENT = Transaction(scenario="procurement", case_id="CG-1")
@@ -106,8 +107,13 @@ def test_not_listed_subject_is_decided_locally_as_the_rulebook_would(
     expected = decide(subject=d.subject, transaction=PROCUREMENT,
                       catalog=checker._syncer.catalog.catalog,  # type: ignore[union-attr]
                       now=clock.now, decision_id=d.decision_id, data_version=d.data_version)
-    assert d.model_dump() == expected.model_dump()
-    assert Decision.model_validate(d.model_dump()) == expected
+    assert d.model_dump(exclude={"receipt"}) == expected.model_dump(exclude={"receipt"})
+    assert Decision.model_validate(d.model_dump()) == expected.model_copy(
+        update={"receipt": d.receipt})
+    # Its receipt: the signed header of the snapshot it was decided on, and the prefix.
+    assert isinstance(d.receipt, SnapshotReceipt)
+    assert d.receipt.header.version == service.version
+    assert d.receipt.prefix == f"{id_prefix(CLEAN_ORG):08x}"
 
 
 def test_listed_subject_is_confirmed_online_and_cached(

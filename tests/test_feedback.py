@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 from _outbox_child import PERSON, PERSON_NAME, make_decision
 
+from credit_check._crypto import id_prefix
 from credit_check._exceptions import OutboxError
 from credit_check._feedback import (
     decision_record,
@@ -24,6 +25,7 @@ from credit_check._models import (
     Subject,
     Target,
 )
+from credit_check._receipts import Receipt, ServiceReceipt, SnapshotHeader, SnapshotReceipt
 
 NOW = dt.datetime(2026, 3, 2, 10, 0, tzinfo=CST)
 
@@ -52,17 +54,47 @@ def _with_measure(d: Decision) -> Decision:
                                 "subject": Subject.person(PERSON, PERSON_NAME)})
 
 
+HEADER = SnapshotHeader("0123456789abcdef", 42, "c" * 64, "s" * 88,
+                        "2026-03-02T10:00:00.000000+08:00", 3, 1, "h" * 88)
+SIGNED = ServiceReceipt(alg="Ed25519", key_id="0123456789abcdef", signed='{"type":"x"}',
+                        signature="s" * 88)
+
+
+def _with_receipt(d: Decision, receipt: Receipt) -> Decision:
+    return d.model_copy(update={"receipt": receipt})
+
+
 @pytest.mark.parametrize("decision", [
     make_decision(3), make_decision(4, person=False), make_decision(5, matched=False,
                                                                     case_id=None),
     _with_measure(make_decision(6)),
-], ids=["person-listed", "organization-listed", "not-listed-no-case", "with-measure"])
+    _with_receipt(make_decision(7, matched=False), SnapshotReceipt(HEADER, PERSON)),
+    _with_receipt(make_decision(8), SIGNED),
+], ids=["person-listed", "organization-listed", "not-listed-no-case", "with-measure",
+        "snapshot-receipt", "service-receipt"])
 def test_the_compact_form_makes_exactly_the_models_record(decision: Decision) -> None:
     from credit_check._outbox._codec import pack_decision, record_data
 
     model = decision_record(decision, department="财政局").model_dump(mode="json")
     del model["hmac"]
     assert record_data(pack_decision(decision, "财政局")) == model
+
+
+def test_a_receipt_travels_in_the_record_only_when_the_service_takes_it_back() -> None:
+    from credit_check._outbox._codec import pack_decision, record_data
+
+    unsigned = SnapshotHeader("0123456789abcdef", 42, "c" * 64, "s" * 88)  # a v1 service
+    plain = make_decision(9, matched=False)
+    kept = _with_receipt(plain, SnapshotReceipt(HEADER, PERSON))
+    left = _with_receipt(plain, SnapshotReceipt(unsigned, PERSON))
+    assert decision_record(kept, department="x").receipt == kept.receipt.to_dict()  # type: ignore[union-attr]
+    assert record_data(pack_decision(kept, "x"))["receipt"]["prefix"] == \
+        f"{id_prefix(PERSON):08x}"
+    # Without one, the record's form (and so its HMAC) is exactly what it always was.
+    for d in (plain, left):
+        assert "receipt" not in record_data(pack_decision(d, "x"))
+        assert "receipt" not in decision_record(d, department="x").model_dump(mode="json")
+        assert pack_decision(d, "x") == pack_decision(plain, "x")
 
 
 def test_a_decision_has_one_decision_record_id_and_one_post_check_record_id() -> None:

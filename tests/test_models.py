@@ -348,7 +348,7 @@ def test_trusted_decision_equals_its_validated_and_constructed_twins() -> None:
         "transaction": Transaction(scenario=Scenario.PROCUREMENT), "measures": [],
         "matches": [], "reasons": ["a"], "remedy": None, "degraded": False,
         "catalog_version": "1", "data_version": "2",
-        "decided_at": dt.datetime(2026, 1, 2, tzinfo=CST)}
+        "decided_at": dt.datetime(2026, 1, 2, tzinfo=CST), "receipt": None}
     made = trusted(Decision, dict(values), set(Decision.model_fields))
     _same_model(made, Decision(**values))
     _same_model(made, Decision.model_construct(**values))

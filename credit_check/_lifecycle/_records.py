@@ -28,6 +28,7 @@ def rescreen_record(original: dict[str, Any], new: Decision, *, department: str,
         lifted: the entries removed as wrong that the original decision's measures used.
     """
     base = decision_record(new, department=department).model_dump(mode="json")
+    base.pop("receipt", None)  # the decision's own record carries it, where it is taken
     unique = f"{original['decision_id']}:{new.data_version}" + (":lift" if lifted else "")
     base.update(record_id=record_id_for("rescreen", unique), kind=FeedbackKind.RESCREEN.value,
                 decision_id=original["decision_id"], transaction=original["transaction"],
@@ -41,7 +42,7 @@ def case_opened_record(decision: dict[str, Any]) -> FeedbackRecord:
     case_id = decision["transaction"]["case_id"]
     return build_record(**{**decision, "record_id": record_id_for(
         "case_opened", f"{decision['department']}\n{case_id}"),
-        "kind": FeedbackKind.CASE_OPENED.value, "hmac": ""})
+        "kind": FeedbackKind.CASE_OPENED.value, "hmac": "", "receipt": None})
 
 
 def commitment_record(kind: FeedbackKind, decision: dict[str, Any], *, commitment_id: str,
@@ -61,7 +62,7 @@ def commitment_record(kind: FeedbackKind, decision: dict[str, Any], *, commitmen
         "commitment_id": commitment_id, "items": items, "due": due,
         "provisional": provisional, "note": note,
         "operator": operator if operator is not None else decision.get("operator"),
-        "result": None, "previous_outcome": None, "hmac": ""})
+        "result": None, "previous_outcome": None, "hmac": "", "receipt": None})
 
 
 def original_decision(record: dict[str, Any]) -> Decision:

@@ -34,8 +34,9 @@ class Records:
     db: Database | None = None
 
     def close(self) -> None:
-        """Close the queue and the database pool (the outbox is closed by its owner, who
-        decides how long its sender may deliver first)."""
+        """Give up the follower role, close the queue and the database pool (the outbox is
+        closed by its owner, who decides how long its sender may deliver first)."""
+        self.follower.release()
         self.queue.close()
         if self.db is not None:
             self.db.close()

@@ -2,7 +2,8 @@
 now, run the data directory's sender as its own process, or recover records.
 
 Configuration comes from the environment, as for the Checker: ``CREDIT_CHECK_DATA_DIR``
-(the outbox lives there); for ``flush``, ``run`` and ``salvage`` also
+(the outbox lives there), or ``CREDIT_CHECK_OUTBOX_URL`` for an outbox in PostgreSQL (then
+the encryption key is needed for every action, ``status`` included); for ``flush``, ``run`` and ``salvage`` also
 ``CREDIT_CHECK_BASE_URL``, ``CREDIT_CHECK_API_KEY`` and the encryption key
 (``CREDIT_CHECK_ENCRYPTION_KEY`` or the data directory's key file). ``status`` needs no key.
 """
@@ -24,6 +25,7 @@ from credit_check._datadir import KEY_FILE, DataDir
 from credit_check._exceptions import ConfigurationError, OutboxError
 from credit_check._outbox._journal import JOURNAL_DIR
 from credit_check._outbox._outbox import Outbox
+from credit_check._outbox._pg_outbox import PgOutbox
 from credit_check._outbox._salvage import Salvaged, retry_quarantine, salvage
 from credit_check._outbox._types import OUTBOX_FILE, OutboxStatus
 from credit_check._settings import DEFAULT_DATA_DIR
@@ -73,12 +75,40 @@ def _service() -> tuple[str, str]:
     return base_url, api_key
 
 
-def _open(data_dir: Path, api_key: str) -> Outbox:
+def _outbox_url() -> str | None:
+    return os.environ.get("CREDIT_CHECK_OUTBOX_URL") or None
+
+
+def _open_pg(url: str, api_key: str) -> PgOutbox:
+    from credit_check._pg import Database
+
+    key_text = os.environ.get("CREDIT_CHECK_ENCRYPTION_KEY")
+    if not key_text:
+        raise ConfigurationError("CREDIT_CHECK_ENCRYPTION_KEY: needed with "
+                                 "CREDIT_CHECK_OUTBOX_URL (the key every host seals with)")
+    db = Database(url, what="outbox database", max_size=4)
+    try:
+        return PgOutbox(db, cipher=FieldCipher.from_text(key_text),
+                        hmac_key=feedback_key(api_key), owns_db=True)
+    except BaseException:
+        db.close()
+        raise
+
+
+def _open(data_dir: Path, api_key: str) -> Outbox | PgOutbox:
+    url = _outbox_url()
+    if url:
+        return _open_pg(url, api_key)
     cipher = DataDir(data_dir).cipher(_key_text(data_dir))
     return Outbox(data_dir, cipher=cipher, hmac_key=feedback_key(api_key))
 
 
 def _status(args: argparse.Namespace) -> int:
+    url = _outbox_url()
+    if url:
+        with _open_pg(url, "") as box:
+            _print(box.status(), args.json)
+        return EXIT_OK
     data_dir = _data_dir()
     # status reads clear columns and file sizes only: no key is needed, none is generated.
     with Outbox(data_dir, cipher=FieldCipher(os.urandom(32)), hmac_key=b"") as store:
@@ -90,7 +120,7 @@ def _status(args: argparse.Namespace) -> int:
 def _flush(args: argparse.Namespace) -> int:
     from credit_check._transport import Transport
 
-    data_dir = _data_dir()
+    data_dir = _data_dir() if not _outbox_url() else Path()
     base_url, api_key = _service()
     transport = Transport(base_url, api_key)
     try:
@@ -122,7 +152,8 @@ def _run(args: argparse.Namespace) -> int:
     box = _open(data_dir, api_key)
     try:
         sender = box.attach_sender(transport, batch_size=500)
-        print(f"credit-check outbox sender for {data_dir} (pid {os.getpid()}); waiting for "
+        where = box.db.shown if isinstance(box, PgOutbox) else data_dir
+        print(f"credit-check outbox sender for {where} (pid {os.getpid()}); waiting for "
               "the sender role", file=sys.stderr, flush=True)
         sender.run_forever(stop)
         sender.close(max(0.0, args.timeout))
@@ -133,9 +164,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _salvage(args: argparse.Namespace) -> int:
+    if _outbox_url():
+        raise ConfigurationError("salvage recovers records of an outbox in a data directory; "
+                                 "with CREDIT_CHECK_OUTBOX_URL the database keeps them (see "
+                                 "'credit-check outbox status')")
     data_dir = Path(os.environ.get("CREDIT_CHECK_DATA_DIR") or DEFAULT_DATA_DIR).expanduser()
     _, api_key = _service()
-    with _open(data_dir, api_key) as box:
+    box = _open(data_dir, api_key)
+    assert isinstance(box, Outbox)
+    with box:
         ciphers = [DataDir(data_dir).cipher(_key_text(data_dir))]
         if args.key:
             ciphers.append(FieldCipher.from_text(args.key))

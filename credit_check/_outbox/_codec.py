@@ -13,6 +13,11 @@ Forms (the first item is the tag; a new tag is added, never an old one changed):
   ``decision`` record. ``transaction`` is a dict of the Transaction's fields; ``matches``
   tuples of ``(entry_id, list_code, list_kind, status, subject_id)``; ``measures`` the
   applied measures' JSON forms.
+- ``("D2", …the D1 items…, receipt)``: a ``decision`` record with its receipt (§9.4):
+  ``("snapshot", (key_id, version, checksum, signature, issued_at, catalog_serial, epoch,
+  header_signature))`` — the prefix is made from the subject id when read — or
+  ``("service", receipt JSON)``. Written only for a receipt that ``recordable`` says the
+  service takes back.
 - ``("R1", record)``: any record, as its JSON form without ``hmac``.
 
 A decision record's id is derived from its decision id (``_feedback.record_id_for``).
@@ -32,6 +37,7 @@ from pydantic_core import to_jsonable_python
 from credit_check._crypto import canonical_json
 from credit_check._feedback import record_id_for
 from credit_check._models import Decision, FeedbackRecord, FeedbackSubject, max_length
+from credit_check._receipts import Receipt, SnapshotHeader, SnapshotReceipt
 
 _NAME_MAX = max_length(FeedbackSubject, "name")
 
@@ -57,7 +63,7 @@ def pack_decision(decision: Decision, department: str) -> bytes:
     # Enum.value descriptor's cost; any other non-plain field takes the slow way below.
     transaction["scenario"] = str(transaction["scenario"])
     measures, matches = decision.measures, decision.matches
-    item = (
+    item: tuple[Any, ...] = (
         "D1", decision.decision_id, department, transaction, str(subject.kind), subject.id,
         name,
         tuple((e.entry_id, e.list_code, str(e.list_kind), str(e.status), e.subject_id)
@@ -66,11 +72,27 @@ def pack_decision(decision: Decision, department: str) -> bytes:
         str(decision.outcome), decision.degraded, decision.catalog_version,
         decision.data_version, to_jsonable_python(decision.decided_at),
     )
+    receipt = decision.receipt
+    if receipt is not None and receipt.recordable:
+        item = ("D2", *item[1:], _receipt_form(receipt))
     try:
         return marshal.dumps(item)
     except ValueError:  # a field of a type marshal does not take (an enum added later)
         item = (*item[:3], {k: _plain(v) for k, v in transaction.items()}, *item[4:])
         return marshal.dumps(item)
+
+
+def _receipt_form(receipt: Receipt) -> tuple[Any, ...]:
+    if isinstance(receipt, SnapshotReceipt):
+        return ("snapshot", receipt.header.form)
+    return ("service", receipt.to_dict())
+
+
+def _receipt_data(form: Any, subject_id: str) -> dict[str, Any]:
+    kind, value = form
+    if kind == "snapshot":
+        return SnapshotReceipt(SnapshotHeader(*value), subject_id).to_dict()
+    return dict(value)
 
 
 def pack_record(data: dict[str, Any]) -> bytes:
@@ -95,10 +117,10 @@ def record_data(packed: bytes) -> dict[str, Any]:
     tag = item[0]
     if tag == "R1" and len(item) == 2 and isinstance(item[1], dict):
         return dict(item[1])
-    if tag == "D1" and len(item) == 14:
+    if (tag == "D1" and len(item) == 14) or (tag == "D2" and len(item) == 15):
         (_, decision_id, department, transaction, kind, subject_id, name, matches, measures,
-         outcome, degraded, catalog_version, data_version, created_at) = item
-        return {
+         outcome, degraded, catalog_version, data_version, created_at) = item[:14]
+        data = {
             "record_id": record_id_for("decision", decision_id),
             "kind": "decision",
             "decision_id": decision_id,
@@ -118,6 +140,9 @@ def record_data(packed: bytes) -> dict[str, Any]:
             "operator": transaction.get("operator"),
             "previous_outcome": None,
         }
+        if tag == "D2":
+            data["receipt"] = _receipt_data(item[14], subject_id)
+        return data
     raise ValueError(f"unknown record form {tag!r}")
 
 

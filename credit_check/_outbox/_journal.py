@@ -48,11 +48,6 @@ MAX_FRAME = 1 << 24
 ROTATE_BYTES = 16 << 20
 
 
-def frame(payload: bytes) -> bytes:
-    """One frame around an (encrypted) payload."""
-    return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
-
-
 @dataclass(frozen=True, slots=True)
 class Scan:
     """What a pass over a journal's bytes found.
@@ -141,17 +136,14 @@ class JournalWriter:
                             after_in_child=functools.partial(_fork_hook, weakref.ref(self),
                                                              "child"))
 
-    def seal(self, plaintext: bytes) -> bytes:
-        """The frame of one record (encrypt, then frame): no I/O, any thread."""
-        return frame(self._cipher.encrypt(plaintext, AAD))
-
     def append(self, plaintext: bytes) -> None:
         """Encrypt one record and append its frame with one ``write`` (the request path's
         way: one call, the nonce a per-journal random prefix and a counter instead of a
         ``getrandom`` per record); on disk (page cache) on return.
 
         Raises:
-            OSError: as :meth:`write`.
+            OSError: the journal cannot be written (disk full, file size limit, …); nothing
+                of this call is left in the journal.
         """
         with self._lock:
             if self._closed:
@@ -168,30 +160,6 @@ class JournalWriter:
                 done = os.write(fd, data)
                 while done < len(data):  # a short write: only on an error condition
                     done += os.write(fd, data[done:])
-            except OSError:
-                self._cut_back(fd)
-                raise
-            self._size += done
-
-    def write(self, frames: bytes) -> None:
-        """Append one or more frames with one ``write``; on disk (page cache) on return.
-
-        Raises:
-            OSError: the journal cannot be written (disk full, file size limit, …); nothing
-                of this call is left in the journal.
-        """
-        with self._lock:
-            if self._closed:
-                raise OSError("the feedback journal is closed")
-            if self._fd is None or self._pid != os.getpid() or self._size >= ROTATE_BYTES:
-                self._open()
-            fd = self._fd
-            assert fd is not None
-            view = memoryview(frames)
-            done = 0
-            try:
-                while done < len(view):
-                    done += os.write(fd, view[done:])
             except OSError:
                 self._cut_back(fd)
                 raise

@@ -50,17 +50,20 @@ class PgOutbox:
         hmac_key: ``feedback_key(api_key)``.
         max_pending: the soft bound on undelivered records; twice as many refuse writes.
         retention_days: how long delivered records stay for :meth:`for_case` audits.
+        owns_db: close ``db`` with the outbox (the CLI's; a Checker closes its own).
 
     Raises:
         ConfigurationError: the tables cannot be made, or the key is not theirs.
     """
 
     def __init__(self, db: Database, *, cipher: FieldCipher, hmac_key: bytes,
-                 max_pending: int = 1_000_000, retention_days: float = 7.0) -> None:
+                 max_pending: int = 1_000_000, retention_days: float = 7.0,
+                 owns_db: bool = False) -> None:
         if max_pending < 1:
             raise ConfigurationError(f"outbox max_pending={max_pending}: must be at least 1")
         open_schema(db, cipher)
         self.db = db
+        self._owns_db = owns_db
         self.max_pending = max_pending
         self.hard_limit = 2 * max_pending
         self._cipher = cipher
@@ -225,6 +228,8 @@ class PgOutbox:
         if self.sender is not None:
             self.sender.close(timeout)
         self.role.release()
+        if self._owns_db:
+            self.db.close()
 
     def __enter__(self) -> PgOutbox:
         return self

@@ -301,13 +301,6 @@ class Store:
         with self._use("forget a journal") as conn:
             conn.execute("DELETE FROM journals WHERE name = ?", (name,))
 
-    def quarantine(self, items: Sequence[tuple[str, int, str, bytes]]) -> None:
-        """Keep data that cannot be read now (wrong key, damage) for salvage, visibly."""
-        now = time.time()
-        with self._use("quarantine data") as conn:
-            conn.executemany("INSERT INTO quarantine (source, offset, reason, data, added_at) "
-                             "VALUES (?, ?, ?, ?, ?)", [(*q, now) for q in items])
-
     # -- reads -------------------------------------------------------------------------
 
     def _plain(self, record_id: str, blob: bytes) -> bytes:

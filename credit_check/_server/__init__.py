@@ -1,4 +1,4 @@
-"""The sandbox list service: protocol v1 over SQLite, with fictional demo data."""
+"""The sandbox list service: protocol v1 over SQLite or PostgreSQL, with fictional demo data."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ department-facing calls; the admin calls are in ``_admin``.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import logging
 from importlib import resources
 from typing import Any
@@ -21,6 +21,7 @@ from starlette.routing import Route
 from credit_check._crypto import Signer, constant_time_equal
 from credit_check._exceptions import InvalidSubjectId
 from credit_check._models import FeedbackKind, describe_validation_error
+from credit_check._receipts import key_id, keys_message, receipt_claims, sign_receipt
 from credit_check._server._http import PROBLEM, Problem, decode_json, problem_response
 from credit_check._server._import import validated_id
 from credit_check._server._intake import take_feedback
@@ -46,6 +47,7 @@ class _Ids(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ids: list[str] = Field(min_length=1, max_length=BATCH_LIMIT)
+    receipt: bool = False
 
 
 def _validated_id(raw: str) -> tuple[str, str]:
@@ -67,13 +69,25 @@ def _client_schema(request: Request) -> int:
     return int(text)
 
 
+def _wants_receipt(request: Request) -> bool:
+    text = request.query_params.get("receipt")
+    if text is None or text.lower() in ("0", "false"):
+        return False
+    if text.lower() in ("1", "true"):
+        return True
+    raise Problem(400, f"receipt must be 1 (sign the answer) or 0, got {text[:20]!r}")
+
+
 class Sandbox:
     """Request handlers over one :class:`Store`."""
 
     def __init__(self, store: Store, signer: Signer, admin_key: str) -> None:
+        from credit_check._server._service_metrics import ServiceMetrics
+
         self.store = store
         self.signer = signer
         self.admin_key = admin_key
+        self.metrics = ServiceMetrics.create(store)  # None without the metrics extra
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -117,17 +131,33 @@ class Sandbox:
 
     # -- lookups -----------------------------------------------------------------------
 
+    def receipt(self, answer: dict[str, Any], key: ApiKey) -> dict[str, Any]:
+        """The signed receipt of one answer (§9.4), for the department that asked."""
+        if self.metrics is not None:
+            self.metrics.receipts.inc()
+        return sign_receipt(self.signer.sign, self.signer.public_key,
+                            receipt_claims(answer, key.department))
+
     async def subject(self, request: Request) -> Response:
         key = self.auth(request)
         code, kind = _validated_id(request.path_params["subject_id"])
-        answer = await run_in_threadpool(self.store.lookup, code, kind,
-                                         persons=key.allow_persons or key.admin,
-                                         history=key.admin)
-        return JSONResponse(answer)
+        signed = _wants_receipt(request)
+
+        def run() -> dict[str, Any]:
+            answer = self.store.lookup(code, kind, persons=key.allow_persons or key.admin,
+                                       history=key.admin)
+            if signed:
+                answer["receipt"] = self.receipt(answer, key)
+            if self.metrics is not None:
+                self.metrics.subjects.labels("single").inc()
+            return answer
+
+        return JSONResponse(await run_in_threadpool(run))
 
     async def batch(self, request: Request) -> Response:
         key = self.auth(request)
-        ids = self.model(_Ids, await self.json(request), "batch").ids
+        asked = self.model(_Ids, await self.json(request), "batch")
+        ids = asked.ids
         validated = []
         errors = []
         for i, raw in enumerate(ids):
@@ -140,8 +170,14 @@ class Sandbox:
 
         def run() -> list[dict[str, Any]]:
             persons = key.allow_persons or key.admin
-            return [self.store.lookup(code, kind, persons=persons, history=key.admin)
-                    for code, kind in validated]
+            answers = [self.store.lookup(code, kind, persons=persons, history=key.admin)
+                       for code, kind in validated]
+            if asked.receipt:
+                for answer in answers:
+                    answer["receipt"] = self.receipt(answer, key)
+            if self.metrics is not None:
+                self.metrics.subjects.labels("batch").inc(len(answers))
+            return answers
 
         return JSONResponse({"results": await run_in_threadpool(run)})
 
@@ -149,9 +185,18 @@ class Sandbox:
 
     async def keys(self, request: Request) -> Response:
         self.auth(request)
-        kid = hashlib.sha256(self.signer.public_key.encode()).hexdigest()[:16]
-        return JSONResponse({"keys": [{"kid": kid, "alg": "Ed25519",
-                                       "public_key": self.signer.public_key}]})
+        own = key_id(self.signer.public_key)
+        recorded = await run_in_threadpool(self.store.signing_keys)
+        keys = [{"kid": k["kid"], "alg": "Ed25519", "public_key": k["public_key"],
+                 "status": "current" if k["valid_until"] is None else "previous",
+                 "valid_from": k["valid_from"], "valid_until": k["valid_until"]}
+                for k in recorded]
+        if own not in {k["kid"] for k in keys}:
+            keys.append({"kid": own, "alg": "Ed25519", "public_key": self.signer.public_key,
+                         "status": "current", "valid_from": None, "valid_until": None})
+        # The key this instance signs with first: wave-1 clients take the first key.
+        keys.sort(key=lambda k: k["kid"] != own)
+        return JSONResponse({"keys": keys, "signature": self.signer.sign(keys_message(keys))})
 
     async def capabilities(self, request: Request) -> Response:
         key = self.auth(request)
@@ -162,7 +207,7 @@ class Sandbox:
             "catalog_schema": current.schema if current else CATALOG_SCHEMA,
             "epoch": head.epoch,
             "record_kinds": [k.value for k in FeedbackKind],
-            "receipts": False,
+            "receipts": True,
             "key": None if key.admin else {"key_id": key.key_id, "department": key.department,
                                            "allow_persons": key.allow_persons}})
 
@@ -216,7 +261,10 @@ class Sandbox:
         def take() -> dict[str, Any]:
             good, rejected = take_feedback(key, raw)
             accepted, duplicates = self.store.add_feedback(good)
-            return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+            answer = {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+            if self.metrics is not None:
+                self.metrics.feedback_taken(answer)
+            return answer
 
         # Reading and checking 500 records takes milliseconds: off the event loop.
         return JSONResponse(await run_in_threadpool(take))
@@ -229,9 +277,12 @@ class Sandbox:
 def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
     """The sandbox as an ASGI application."""
     from credit_check._server._admin import Admin
+    from credit_check._server._health import Health
+    from credit_check._server._service_metrics import metrics_endpoint
 
     s = Sandbox(store, signer, admin_key)
     a = Admin(s)
+    h = Health(s)
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -267,6 +318,9 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
         Route("/v1/admin/feedback", a.admin_feedback, methods=["GET"]),
         Route("/v1/admin/stats", a.stats, methods=["GET"]),
         Route("/openapi.json", s.openapi, methods=["GET"]),
+        Route("/healthz", h.healthz, methods=["GET"]),
+        Route("/readyz", h.readyz, methods=["GET"]),
+        Route("/metrics", functools.partial(metrics_endpoint, s.metrics), methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: on_http_error,
                                                         StoreUnavailable: on_unavailable,

@@ -19,6 +19,8 @@ def serve(args: argparse.Namespace) -> int:
     """Run the sandbox until interrupted (or make keys: ``serve keygen``)."""
     if args.action == "keygen":
         return keygen(args)
+    if args.action == "rotate-key":
+        return rotate_key(args)
     if args.file is not None:
         print(f"credit-check: error: unexpected argument {args.file!r} (did you mean "
               "'serve keygen FILE'?)", file=sys.stderr)
@@ -96,4 +98,34 @@ def keygen(args: argparse.Namespace) -> int:
             print(f"{what}: {where}")
         print("give every instance the same files (--signing-key, --data-key); keep them "
               "secret and backed up")
+    return 0
+
+
+def rotate_key(args: argparse.Namespace) -> int:
+    """``serve rotate-key NEW_FILE [--db …] [--signing-key OLD] [--data-key …]``: the
+    service signs with the new key from now on; the old one stays listed (receipts)."""
+    from credit_check._pg import is_postgres_url, redact
+    from credit_check._server._runner import rotate_signing_key
+
+    if not args.file:
+        print("credit-check: error: serve rotate-key needs NEW_FILE, made with 'credit-check "
+              "serve keygen NEW_FILE'", file=sys.stderr)
+        return 2
+    db: str | Path = args.db or os.environ.get(DB_ENV) or DEFAULT_DB
+    if not is_postgres_url(db):
+        db = Path(db)
+    try:
+        done = rotate_signing_key(db, args.file, signing_key=args.signing_key,
+                                  data_key_file=args.data_key)
+    except (OSError, CreditCheckError) as exc:
+        print(f"credit-check: error: {redact(str(exc))}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(done))
+    else:
+        print(f"the service now signs with key {done['kid']}: {done['public_key']}\n"
+              "restart every instance with it (--signing-key NEW_FILE, or the key file beside "
+              "a SQLite database, replaced already); clients pin the new public key "
+              "(CREDIT_CHECK_SERVICE_PUBLIC_KEY); GET /v1/keys keeps listing the previous key, "
+              "so receipts it signed stay verifiable")
     return 0

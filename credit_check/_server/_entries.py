@@ -27,6 +27,7 @@ from credit_check._server._store import COUNTING, EntryRow, SubjectRow, now_cst
 
 WRITE_CHUNK = 5000
 IN_CHUNK = 400
+ARRAY_CHUNK = 20_000
 WITHHELD_REASON = "key_not_allowed_persons"
 # (connection, table, stored rows) -> None: an engine's bulk upsert
 Bulk = Callable[[Any, str, list[tuple[Any, ...]]], None]
@@ -61,6 +62,18 @@ def _chunks(values: list[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
         yield values[start : start + size]
 
 
+def _sets(conn: Any, values: list[Any]) -> Iterator[tuple[str, list[Any]]]:
+    """``values`` a chunk at a time, as a condition on a column with its parameters:
+    ``IN (?, …)``, or ``= ANY(?)`` with one array where the connection takes arrays
+    (PostgreSQL: one short statement, parsed once, whatever the number of values)."""
+    if getattr(conn, "arrays", False):
+        for chunk in _chunks(values, ARRAY_CHUNK):
+            yield "= ANY(?)", [chunk]
+    else:
+        for chunk in _chunks(values):
+            yield f"IN ({_in(len(chunk))})", chunk
+
+
 def direct(row: tuple[Any, ...], rep_lists: set[str]) -> list[int]:
     """The prefixes one stored entry row puts in the set (subject, representative)."""
     if row[7] not in COUNTING:
@@ -84,10 +97,9 @@ def org_contributions(conn: Any, rep_lists: set[str], persons: Iterable[str] | N
                f"WHERE {listed}")
         return [row[0] for row in conn.execute(sql, tail)]
     out: list[int] = []
-    for chunk in _chunks(sorted(persons)):
-        cond = f"IN ({_in(len(chunk))})"
+    for cond, params in _sets(conn, sorted(persons)):
         sql = f"SELECT r.org_prefix FROM ({_EDGES.format(cond=cond)}) r WHERE {listed}"  # noqa: S608
-        out += [row[0] for row in conn.execute(sql, [*chunk, *chunk, *tail])]
+        out += [row[0] for row in conn.execute(sql, [*params, *params, *tail])]
     return out
 
 
@@ -129,15 +141,15 @@ def write(conn: Any, personal: PersonalData, rep_lists: set[str], rows: list[Ent
     new_subjects = [stored_subject(personal, s) for s in subjects]
     persons: set[str] = set()
     old_by_id: dict[str, tuple[Any, ...]] = {}
-    for chunk in _chunks([r[0] for r in stored]):
-        for old in conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE entry_id IN "  # noqa: S608
-                                f"({_in(len(chunk))})", chunk):
+    for cond, params in _sets(conn, [r[0] for r in stored]):
+        for old in conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE entry_id {cond}",  # noqa: S608
+                                params):
             old_by_id[old[0]] = old
             persons.update(_persons_of(old, rep_lists))
-    for chunk in _chunks([s[0] for s in new_subjects]):
+    for cond, params in _sets(conn, [s[0] for s in new_subjects]):
         persons.update(r[0] for r in conn.execute(
-            f"SELECT rep_key FROM subjects WHERE rep_key IS NOT NULL AND subject_key IN "  # noqa: S608
-            f"({_in(len(chunk))})", chunk))
+            f"SELECT rep_key FROM subjects WHERE rep_key IS NOT NULL AND subject_key {cond}",  # noqa: S608
+            params))
     persons.update(s[4] for s in new_subjects if s[4] is not None)
     for row, new in zip(rows, stored, strict=True):
         persons.update(_persons_of(new, rep_lists))

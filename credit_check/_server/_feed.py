@@ -18,6 +18,11 @@ INSERT_ROWS = 500
 _INSERT = ("INSERT INTO feedback (record_id, department, kind, scenario, outcome, hits, "
            "measures, day, received_at, data) VALUES {} ON CONFLICT (record_id) DO NOTHING "
            "RETURNING record_id")
+_UNNEST = ("INSERT INTO feedback (record_id, department, kind, scenario, outcome, hits, "
+           "measures, day, received_at, data) SELECT * FROM unnest(CAST(? AS TEXT[]), "
+           "CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
+           "CAST(? AS INTEGER[]), CAST(? AS INTEGER[]), CAST(? AS TEXT[]), CAST(? AS TEXT[]), "
+           "CAST(? AS BYTEA[])) ON CONFLICT (record_id) DO NOTHING RETURNING record_id")
 _COUNT_DUPLICATES = (
     "INSERT INTO meta (name, value) VALUES ('duplicates', ?) ON CONFLICT (name) DO UPDATE "
     "SET value = CAST(CAST(meta.value AS BIGINT) + CAST(excluded.value AS BIGINT) AS TEXT)")
@@ -31,11 +36,19 @@ def sealed_rows(personal: PersonalData, records: list[Intake]) -> list[tuple[Any
             for r in records]
 
 
-def insert_feedback(conn: Any, records: list[Intake], rows: list[tuple[Any, ...]]
-                    ) -> tuple[list[str], list[str]]:
-    """Insert sealed feedback rows inside the caller's transaction; (accepted, duplicates)."""
+def insert_feedback(conn: Any, records: list[Intake], rows: list[tuple[Any, ...]], *,
+                    arrays: bool = False) -> tuple[list[str], list[str]]:
+    """Insert sealed feedback rows inside the caller's transaction; (accepted, duplicates).
+
+    Args:
+        arrays: one statement whose parameters are the columns as arrays (PostgreSQL:
+            a short statement that is parsed once and prepared, whatever the batch size).
+    """
     inserted: set[str] = set()
-    for start in range(0, len(rows), INSERT_ROWS):
+    if arrays:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        inserted.update(r[0] for r in conn.execute(_UNNEST, columns).fetchall())
+    for start in range(0, 0 if arrays else len(rows), INSERT_ROWS):
         chunk = rows[start : start + INSERT_ROWS]
         sql = _INSERT.format(",".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)))
         inserted.update(r[0] for r in conn.execute(

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._models import Catalog, EntryStatus, ListEntry
 from credit_check._pg import Conn, Database
-from credit_check._server import _entries
+from credit_check._server import _entries, _signing_keys
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable, insert_feedback, sealed_rows
 from credit_check._server._personal import PersonalData
@@ -59,6 +59,7 @@ R = TypeVar("R")
 SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 # Fewer rows than this are upserted with executemany; more go through COPY.
 COPY_FROM = 500
+ANALYZE_FROM = 50_000
 _BULK = {
     "entries": ("entry_id, subject_key, subject_kind, subject_prefix, rep_key, rep_prefix, "
                 "list_code, status, sealed, data", INSERT_ENTRY),
@@ -81,6 +82,10 @@ def bulk_upsert(conn: Conn, table: str, rows: list[tuple[Any, ...]]) -> None:
     conn.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM import_{table} "  # noqa: S608
                  f"ON CONFLICT {conflict}")
     conn.execute(f"DROP TABLE import_{table}")
+    if len(latest) >= ANALYZE_FROM:
+        # Fresh statistics, so that lookups right after a large first import are planned
+        # for the table as it now is rather than waiting for autovacuum.
+        conn.execute(f"ANALYZE {table}")
 
 
 def _all_contributions(conn: Conn, rep_lists: set[str]) -> Iterator[int]:
@@ -151,6 +156,7 @@ class PostgresStore(FeedbackTable, Store):
     def __init__(self, url: str, signer: Signer, personal: PersonalData, *,
                  pool_size: int = 10, retry_for: float = 10.0) -> None:
         self.personal = personal
+        self.signer = signer
         self._seal = FieldCipher(hmac.new(signer.private_bytes(), b"credit-check/sandbox/keys",
                                           hashlib.sha256).digest())
         # A request waits for a connection no longer than it would retry a lost one.
@@ -167,7 +173,7 @@ class PostgresStore(FeedbackTable, Store):
                   "signing_key_check": signer.public_key}
         try:
             self.schema_version = self._run(
-                lambda conn: open_schema(conn, self._db.shown, checks))
+                lambda conn: self._open(conn, checks, signer.public_key))
             self.refresh()
         except BaseException:
             self._db.close()
@@ -187,6 +193,12 @@ class PostgresStore(FeedbackTable, Store):
 
     def _conn(self) -> Any:
         return _AutoCommit(self)
+
+    def _open(self, conn: Conn, checks: dict[str, str], public_key: str) -> int:
+        version = open_schema(conn, self._db.shown, checks)
+        # Under open_schema's lock: instances starting together make the table once.
+        _signing_keys.ensure(conn, public_key)
+        return version
 
     def _tx(self) -> Any:  # FeedbackTable's writes go through add_feedback below
         raise NotImplementedError
@@ -224,7 +236,8 @@ class PostgresStore(FeedbackTable, Store):
                 self._current = self._load_catalog(conn, head.catalog_serial)
                 self._rep_lists = _rep_lists(self._current)
             have = self.index.version
-            if head.version > have:
+            # A lower version than ours: the database was restored from a backup; rebuild.
+            if head.version != have:
                 rows = conn.execute("SELECT version, rebuild, plus, minus FROM deltas WHERE "
                                     "version > ? AND version <= ? ORDER BY version",
                                     (have, head.version)).fetchall()
@@ -439,7 +452,7 @@ class PostgresStore(FeedbackTable, Store):
         if not records:
             return [], []
         rows = sealed_rows(self.personal, records)
-        return self._run(lambda conn: insert_feedback(conn, records, rows))
+        return self._run(lambda conn: insert_feedback(conn, records, rows, arrays=True))
 
     def stats(self) -> dict[str, Any]:
         head = self.refresh()
@@ -448,4 +461,21 @@ class PostgresStore(FeedbackTable, Store):
         out["listed_prefixes"] = len(self.index)
         out["version"] = head.version
         return out
+
+    # -- signing keys and health -------------------------------------------------------
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        return self._run(_signing_keys.listed)
+
+    def rotate_signing_key(self, new: Signer) -> bool:
+        def work(conn: Conn) -> bool:
+            rotated = _signing_keys.rotate(conn, self.signer, new)
+            # Instances then start only with the new key (open_schema checks it).
+            set_meta(conn, "signing_key_check", new.public_key)
+            return rotated
+
+        return self._run(work)
+
+    def ping(self) -> None:
+        self._run(lambda conn: conn.execute("SELECT 1").fetchone())
 

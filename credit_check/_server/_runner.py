@@ -34,6 +34,7 @@ DEMO_DEPARTMENT = "示范市行政审批局"
 DATA_KEY_ENV = "CREDIT_CHECK_SANDBOX_DATA_KEY"
 DATA_KEY_FILE_ENV = "CREDIT_CHECK_SANDBOX_DATA_KEY_FILE"
 SIGNING_KEY_FILE_ENV = "CREDIT_CHECK_SIGNING_KEY_FILE"
+ADMIN_KEY_FILE_ENV = "CREDIT_CHECK_ADMIN_KEY_FILE"
 
 
 def load_signer(db_path: Path) -> Signer:
@@ -97,6 +98,20 @@ def open_keys(db: str | Path, *, signing_key: str | os.PathLike[str] | None = No
     return signer, PersonalData(raw)
 
 
+def _admin_key_file() -> str | None:
+    # A secret mounted as a file (containers): CREDIT_CHECK_ADMIN_KEY_FILE.
+    path = os.environ.get(ADMIN_KEY_FILE_ENV)
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"{ADMIN_KEY_FILE_ENV} {path}: cannot read it: {exc}") from None
+    if not text:
+        raise ConfigurationError(f"{ADMIN_KEY_FILE_ENV} {path}: the file is empty")
+    return text
+
+
 def open_sandbox(db_path: str | Path, *, demo: bool, admin_key: str | None = None,
                  signing_key: str | os.PathLike[str] | None = None,
                  data_key_file: str | os.PathLike[str] | None = None
@@ -141,9 +156,65 @@ def open_sandbox(db_path: str | Path, *, demo: bool, admin_key: str | None = Non
     except BaseException:
         store.close()
         raise
-    admin = admin_key or os.environ.get("CREDIT_CHECK_ADMIN_KEY") or derived_key(
-        signer, "admin-key")
+    admin = admin_key or os.environ.get("CREDIT_CHECK_ADMIN_KEY") or _admin_key_file() \
+        or derived_key(signer, "admin-key")
     return store, signer, admin, demo_key
+
+
+def rotate_signing_key(db: str | Path, new_key_file: str | os.PathLike[str], *,
+                       signing_key: str | os.PathLike[str] | None = None,
+                       data_key_file: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """Make the key in ``new_key_file`` (from ``credit-check serve keygen``) the service's
+    signing key; the old one stays listed by ``GET /v1/keys`` as previous, so receipts it
+    signed stay verifiable. Every instance must then be (re)started with the new key.
+
+    With SQLite and no ``signing_key`` given, the key file beside the database is
+    replaced (the old key kept beside it as ``….retired-<key id>``). Running it again after
+    an interruption finishes the job.
+
+    Raises:
+        ConfigurationError: a key file is missing or bad, the new key is the old one or was
+            retired before, or the database cannot be opened.
+    """
+    from credit_check._datadir import write_private
+    from credit_check._receipts import key_id
+    from credit_check._server._store import StoreError
+
+    new = Signer.from_bytes(read_key_file(Path(new_key_file), "new signing key",
+                                          "rotate-key"))
+    shared = is_postgres_url(db)
+    path = None if shared else Path(db)
+    beside = path is not None and signing_key is None \
+        and not os.environ.get(SIGNING_KEY_FILE_ENV)
+    if beside and path is not None and signing_key_file(path).exists() \
+            and signing_key_file(path).read_bytes() == new.private_bytes():
+        return {"kid": key_id(new.public_key), "public_key": new.public_key}  # done before
+    old, personal = open_keys(db, signing_key=signing_key, data_key_file=data_key_file)
+    if old.public_key == new.public_key:
+        raise ConfigurationError("rotate-key: the new key is the key in use; make a new one "
+                                 "with 'credit-check serve keygen FILE'")
+    store: Store
+    if shared:
+        from credit_check._server._postgres import PostgresStore
+
+        store = PostgresStore(str(db), old, personal)
+    else:
+        assert path is not None
+        store = SQLiteStore(path, old, personal)
+    try:
+        store.rotate_signing_key(new)
+    except StoreError as exc:
+        raise ConfigurationError(f"rotate-key: {exc}") from None
+    finally:
+        store.close()
+    if beside and path is not None:
+        current = signing_key_file(path)
+        retired = current.with_name(f"{current.name}.retired-{key_id(old.public_key)}")
+        if not retired.exists():
+            write_private(retired, old.private_bytes())
+        write_private(current, new.private_bytes())
+    return {"kid": key_id(new.public_key), "public_key": new.public_key,
+            "previous_kid": key_id(old.public_key)}
 
 
 class SandboxServer:

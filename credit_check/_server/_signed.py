@@ -18,6 +18,7 @@ from credit_check._crypto import (
     snapshot_message_v2,
 )
 from credit_check._models import CST
+from credit_check._receipts import header_message
 from credit_check._server._store import Delta, Head, SnapshotState, StoredCatalog
 
 
@@ -50,6 +51,10 @@ def snapshot_answer(signer: Signer, state: SnapshotState, head: Head,
                                       epoch=head.epoch, since=delta.since, changed=changed,
                                       lifted=lifted)
     body["signature_v2"] = signer.sign(message)
+    # The header alone, for the receipts of local decisions (§9.4).
+    body["header_signature"] = signer.sign(header_message(
+        version=state.version, checksum=state.checksum, issued_at=now,
+        catalog_serial=head.catalog_serial, epoch=head.epoch))
     return body
 
 

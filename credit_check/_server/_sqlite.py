@@ -23,7 +23,7 @@ from typing import Any
 from credit_check._crypto import FieldCipher, Signer, api_key_hash, feedback_key
 from credit_check._exceptions import ConfigurationError
 from credit_check._models import Catalog, EntryStatus, ListEntry, Target
-from credit_check._server import _entries, _schema
+from credit_check._server import _entries, _schema, _signing_keys
 from credit_check._server._entries import Change
 from credit_check._server._feed import FeedbackTable
 from credit_check._server._personal import PersonalData
@@ -43,6 +43,7 @@ from credit_check._server._store import (
     Store,
     StoredCatalog,
     StoreError,
+    StoreUnavailable,
     SubjectRow,
     entry_row,
     now_cst,
@@ -82,6 +83,9 @@ class SQLiteStore(FeedbackTable, Store):
         self._head = Head(0, 0, 0)
         self._checked = 0.0
         self.schema_version = self._open_schema()
+        self.signer = signer
+        with self._tx() as conn:
+            _signing_keys.ensure(conn, signer.public_key)
         self.refresh()
 
     # -- plumbing ----------------------------------------------------------------------
@@ -401,6 +405,21 @@ class SQLiteStore(FeedbackTable, Store):
         out["listed_prefixes"] = len(self.index)
         out["version"] = head.version
         return out
+
+    # -- signing keys and health -------------------------------------------------------
+
+    def signing_keys(self) -> list[dict[str, Any]]:
+        return _signing_keys.listed(self._conn())
+
+    def rotate_signing_key(self, new: Signer) -> bool:
+        with self._tx() as conn:
+            return _signing_keys.rotate(conn, self.signer, new)
+
+    def ping(self) -> None:
+        try:
+            self._conn().execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the sandbox database {self.path} failed: {exc}") from exc
 
 
 def _rep_lists(stored: StoredCatalog | None) -> set[str]:

@@ -1,5 +1,5 @@
 """The sandbox's storage interface: one :class:`Store` that every engine implements
-(SQLite now, PostgreSQL later), with the value types its methods take and give.
+(SQLite, PostgreSQL), with the value types its methods take and give.
 
 The semantics are those of plain SQL on one shared database, so that any number of
 service processes on the same database answer as one service: every versioned change is
@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from credit_check._crypto import Signer
 from credit_check._models import CST, Catalog, EntryStatus, ListEntry
 
 SCHEMA_VERSION = 2
@@ -129,6 +130,7 @@ class Store(ABC):
     """All sandbox state on one database; safe to use from many threads and processes."""
 
     schema_version: int
+    signer: Signer  # the key this process signs with
 
     @abstractmethod
     def close(self) -> None: ...
@@ -227,3 +229,28 @@ class Store(ABC):
 
     @abstractmethod
     def stats(self) -> dict[str, Any]: ...
+
+    # -- signing keys and health -------------------------------------------------------
+
+    @abstractmethod
+    def signing_keys(self) -> list[dict[str, Any]]:
+        """Every signing key with its validity (``kid``, ``public_key``, ``valid_from``,
+        ``valid_until``; None while current), the current one first."""
+
+    @abstractmethod
+    def rotate_signing_key(self, new: Signer) -> bool:
+        """Make the :class:`~credit_check._crypto.Signer` ``new`` the current signing key
+        (the old one stays listed as previous); False when it is current already. The
+        store is then closed by the caller: every instance restarts with the new key.
+
+        Raises:
+            StoreError: ``new`` is a retired key.
+        """
+
+    @abstractmethod
+    def ping(self) -> None:
+        """One round trip to the database (readiness).
+
+        Raises:
+            StoreUnavailable: the database cannot be reached.
+        """

@@ -6,9 +6,13 @@
 * ``POST /tenders/{tender_id}/consortium-bids`` — a consortium (联合体) bid: the lead and
   every member are checked; the most severe member outcome rules.
 * ``POST /tenders/{tender_id}/opening`` — bid opening (开标): every bidder of the tender is
-  checked again in one batch (``checker.check_many``), as 财库〔2016〕125号 requires a credit
-  query at the bid deadline, and the query record is written to a CSV kept with the tender
-  file; ``GET /tenders/{tender_id}/opening/report.csv`` downloads it.
+  checked again in one batch with the service's signed answers (``checker.check_many(…,
+  online=True)``: each decision carries a receipt, 查询凭证), as 财库〔2016〕125号 requires a
+  credit query at the bid deadline; the bidders' CSV and the case's printable query record
+  (``checker.case_report``: every check of the tender — bidders refused at submission
+  included — with receipts and a verification digest) are kept with the tender file;
+  ``GET /tenders/{tender_id}/opening/report.csv`` and ``…/opening/query-record.html``
+  download them.
 
 Run it against the sandbox (see README.md)::
 
@@ -141,10 +145,15 @@ def open_bids(checker: Checker, tender_id: str, bidders: list[Bidder],
               reports_dir: Path) -> tuple[Path, list[dict[str, str]]]:
     """The bid-opening credit query of every bidder, written to the tender file."""
     group = checker.check_many([b.code for b in bidders],
-                               Transaction(scenario=SCENARIO, case_id=tender_id))
+                               Transaction(scenario=SCENARIO, case_id=tender_id), online=True)
     rows = query_rows(tender_id, bidders, group)
     path = reports_dir / f"{tender_id}-credit-query.csv"
     write_report(path, rows)
+    # The whole query record of the tender, printable, with its verification digest.
+    record = reports_dir / f"{tender_id}-query-record.html"
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(checker.case_report(tender_id), encoding="utf-8")
+    tmp.replace(record)
     return path, rows
 
 
@@ -189,7 +198,8 @@ def build_app(checker: Checker, *, reports_dir: Path,
             raise HTTPException(404, f"tender {tender_id}: no bids received")
         path, rows = await run_in_threadpool(open_bids, checker, tender_id, bidders,
                                                     reports_dir)
-        return {"tender_id": tender_id, "report": path.name, "bidders": len(rows),
+        return {"tender_id": tender_id, "report": path.name,
+                "query_record": f"{tender_id}-query-record.html", "bidders": len(rows),
                 "results": [{k: r[k] for k in ("bid_no", "role", "subject", "name", "outcome")}
                             for r in rows]}
 
@@ -199,6 +209,13 @@ def build_app(checker: Checker, *, reports_dir: Path,
         if not path.is_file():
             raise HTTPException(404, f"tender {tender_id}: no bid-opening report yet")
         return FileResponse(path, media_type="text/csv; charset=utf-8", filename=path.name)
+
+    @app.get("/tenders/{tender_id}/opening/query-record.html")
+    async def query_record(tender_id: str) -> FileResponse:
+        path = reports_dir / f"{tender_id}-query-record.html"
+        if not path.is_file():
+            raise HTTPException(404, f"tender {tender_id}: no bid-opening query record yet")
+        return FileResponse(path, media_type="text/html; charset=utf-8")
 
     return app
 

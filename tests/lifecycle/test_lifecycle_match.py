@@ -9,7 +9,7 @@ from credit_check._snapshot import Hints, Signed, SnapshotState
 
 
 def state(version: int, hints: Hints | None, epoch: int = 1) -> SnapshotState:
-    return SnapshotState(version, "", "", PrefixSet.empty(), Signed("t", 1, epoch), hints)
+    return SnapshotState(version, "", "", PrefixSet.empty(), Signed("t", 1, epoch), hints=hints)
 
 
 def delta(since: int, *prefixes: int, lifted: tuple[str, ...] = ()) -> Hints:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -31,17 +32,33 @@ ADMIN_KEY = "cc_admin_two_instances_0123456789"
 START_TIMEOUT = 60.0
 
 
+def service_env(url: str, secrets: Path) -> dict[str, str]:
+    """An instance's configuration, as deploy/compose.yaml gives it: the database URL
+    without its password (libpq reads it from PGPASSFILE), the keys and the admin key as
+    secret files made by ``credit-check serve keygen``."""
+    parts = urlsplit(url)
+    passfile = secrets / "pgpass"
+    if not passfile.exists():
+        passfile.write_text(f"{parts.hostname}:{parts.port}:{parts.path[1:]}:"
+                            f"{parts.username}:{parts.password}\n")
+        passfile.chmod(0o600)
+        (secrets / "admin_key").write_text(ADMIN_KEY + "\n")
+    bare = urlunsplit(parts._replace(netloc=f"{parts.username}@{parts.hostname}:{parts.port}"))
+    return {"CREDIT_CHECK_SANDBOX_DB": bare, "PGPASSFILE": str(passfile),
+            "CREDIT_CHECK_SIGNING_KEY_FILE": str(secrets / "signing.key"),
+            "CREDIT_CHECK_SANDBOX_DATA_KEY_FILE": str(secrets / "data.key"),
+            "CREDIT_CHECK_ADMIN_KEY_FILE": str(secrets / "admin_key")}
+
+
 class Instance:
     """One ``credit-check serve`` process."""
 
-    def __init__(self, url: str, keys: tuple[Path, Path], log: Path) -> None:
+    def __init__(self, url: str, secrets: Path, log: Path) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        env = {**os.environ, "CREDIT_CHECK_SANDBOX_DB": url,
-               "CREDIT_CHECK_SIGNING_KEY_FILE": str(keys[0]),
-               "CREDIT_CHECK_SANDBOX_DATA_KEY_FILE": str(keys[1]),
-               "CREDIT_CHECK_ADMIN_KEY": ADMIN_KEY}
+        env = {**os.environ, **service_env(url, secrets)}
+        env.pop("CREDIT_CHECK_ADMIN_KEY", None)
         with log.open("w") as err:
             self.proc = subprocess.Popen(
                 [*CLI, "serve", "--demo", "--port", str(self.port), "--json"],
@@ -92,8 +109,8 @@ def instances(pg_url: str, tmp_path: Path) -> Iterator[tuple[Instance, Instance]
                           capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     # Started at the same moment on an empty database.
-    pair = (Instance(pg_url, (signing, data), tmp_path / "a.log"),
-            Instance(pg_url, (signing, data), tmp_path / "b.log"))
+    pair = (Instance(pg_url, tmp_path, tmp_path / "a.log"),
+            Instance(pg_url, tmp_path, tmp_path / "b.log"))
     try:
         for instance in pair:
             instance.wait()
@@ -125,7 +142,7 @@ def test_two_instances_on_one_database_answer_as_one_service(
     a, b = instances
     assert a.info["public_key"] == b.info["public_key"]
     assert a.info["demo_api_key"] == b.info["demo_api_key"]
-    assert PASSWORD not in json.dumps(a.info) and "***" in a.info["db"]
+    assert PASSWORD not in json.dumps(a.info) and a.info["admin_key"] == ADMIN_KEY
     key = a.info["demo_api_key"]
     # Made as version 1, the catalogue version 2, the demo version 3: each once.
     heads = {(r["version"], r["checksum"]) for _, r in alternate(instances, key, 0.3)}

@@ -31,7 +31,7 @@ from credit_check._server._store import (
 )
 
 ENGINES = ["sqlite", "postgres"]
-OpenStore = Callable[[], Store]
+OpenStore = Callable[..., Store]
 
 
 @pytest.fixture(params=ENGINES)
@@ -41,12 +41,12 @@ def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OpenS
     opened: list[Store] = []
     url = request.getfixturevalue("pg_url") if request.param == "postgres" else ""
 
-    def make() -> Store:
+    def make(key: Signer | None = None) -> Store:
         store: Store
         if request.param == "postgres":
-            store = PostgresStore(url, signer, personal, pool_size=3)
+            store = PostgresStore(url, key or signer, personal, pool_size=3)
         else:
-            store = SQLiteStore(tmp_path / "s.db", signer, personal)
+            store = SQLiteStore(tmp_path / "s.db", key or signer, personal)
         opened.append(store)
         return store
 
@@ -248,3 +248,47 @@ def test_feedback_is_counted_by_kind_on_every_engine(open_store: OpenStore) -> N
     b.add_feedback([intake("k9")._replace(kind="case_opened")])
     assert b.stats()["by_kind"] == {"case_opened": 1, "commitment": 1,
                                     "commitment_breached": 1, "decision": 1, "rescreen": 2}
+
+
+# -- signing keys (receipts stay verifiable after a rotation) and health --------------------
+
+
+def test_the_first_signing_key_is_recorded_as_current(store: Store) -> None:
+    keys = store.signing_keys()
+    assert [k["public_key"] for k in keys] == [store.signer.public_key]
+    assert keys[0]["valid_until"] is None and keys[0]["valid_from"]
+
+
+def test_a_rotation_lists_the_previous_key_and_department_keys_keep_working(
+        open_store: OpenStore) -> None:
+    old = open_store()
+    made = old.create_key("市交易中心", allow_persons=False)
+    before = old.find_key(made["api_key"])
+    new = Signer.generate()
+    assert old.rotate_signing_key(new) is True
+    assert old.rotate_signing_key(new) is False  # run again: nothing more to do
+    old.close()
+    # Every instance restarts with the new key.
+    fresh = open_store(new)
+    keys = fresh.signing_keys()
+    assert [k["public_key"] for k in keys] == [new.public_key, old.signer.public_key]
+    assert keys[0]["valid_until"] is None
+    assert keys[1]["valid_until"] is not None and keys[1]["valid_until"] >= keys[1]["valid_from"]
+    # The department keys were re-sealed for the new key: the same feedback key comes back.
+    after = fresh.find_key(made["api_key"])
+    assert before is not None and after is not None
+    assert after.feedback_key == before.feedback_key and after.department == "市交易中心"
+
+
+def test_a_retired_signing_key_is_never_made_current_again(open_store: OpenStore) -> None:
+    old = open_store()
+    first = old.signer
+    new = Signer.generate()
+    old.rotate_signing_key(new)
+    old.close()
+    with pytest.raises(StoreError, match="retired"):
+        open_store(new).rotate_signing_key(first)
+
+
+def test_ping_reaches_the_database(store: Store) -> None:
+    store.ping()

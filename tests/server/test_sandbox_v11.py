@@ -262,7 +262,7 @@ def test_capabilities_describe_the_service_and_the_calling_key(sb: Sandbox) -> N
                                      "commitment", "commitment_fulfilled",
                                      "commitment_waived", "commitment_breached",
                                      "case_opened"],
-                    "receipts": False,
+                    "receipts": True,
                     "key": {"key_id": key["key_id"], "department": "税务局",
                             "allow_persons": False}}
     assert ok(sb.get("/v1/capabilities", sb.admin_key))["key"] is None
