@@ -254,7 +254,8 @@ class Checker:
                     watch_limit=settings.watch_limit,
                     lift_retention=settings.lift_retention_days * 86400.0,
                     calendar=WorkdayCalendar(Path(workdays) if settings.workdays_file
-                                             or Path(workdays).exists() else None))
+                                             or Path(workdays).exists() else None),
+                    counted=self._count_rescreen)
         except BaseException:
             self._release()
             raise
@@ -499,6 +500,10 @@ class Checker:
                 logger.error("the outcome %s of decision %s is recorded, but its watch could "
                              "not be updated: %s", record_id, decision_id, exc)
         return record_id
+
+    def _count_rescreen(self, changed: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.rescreens.labels(str(changed).lower()).inc()
 
     def _watch_until(self, value: dt.datetime | dt.date | None) -> dt.datetime | None:
         if value is None:

@@ -71,13 +71,16 @@ class Lifecycle:
         lift_retention: seconds a closed decision that applied a measure is kept, so a
             measure taken on an entry later removed as wrong can still be surfaced.
         calendar: working days.
+        counted: called for each decision decided again, with whether its outcome changed
+            (the metrics).
     """
 
     def __init__(self, *, store: LifecycleStore, outbox: Outbox | PgOutbox, engine: Engine,
                  syncer: Syncer, role: RoleLock | AdvisoryRole, department: str,
                  clock: Callable[[], dt.datetime],
                  on_rescreen: Callable[[Decision, Decision], None] | None,
-                 watch_limit: int, lift_retention: float, calendar: WorkdayCalendar) -> None:
+                 watch_limit: int, lift_retention: float, calendar: WorkdayCalendar,
+                 counted: Callable[[bool], None] = lambda changed: None) -> None:
         self.store = store
         self._outbox = outbox
         self._engine = engine
@@ -91,6 +94,7 @@ class Lifecycle:
         self.ledger = Ledger(store, outbox.write, calendar, clock)
         self._log = HintLog(syncer.snapshot)
         self._lock = threading.Lock()
+        self._counted = counted
         self.failures = 0
 
     def reset_lock(self) -> None:
@@ -287,6 +291,7 @@ class Lifecycle:
         for decision_id, base in baselines.items():
             new = decided[decision_id]
             before = Outcome(base["outcome"])
+            self._counted(new.outcome is not before)
             entries = lifted.get(decision_id)
             if entries or new.outcome.severity > before.severity:
                 self._report(base, new, before, entries)

@@ -160,3 +160,26 @@ def test_a_person_listed_mid_case_is_logged_masked(
         assert checker.sync()
     assert f"case XK-2026-007 (subject {mask_id(person)}) is now review" in caplog.text
     assert person not in caplog.text and "李四" not in caplog.text
+
+
+def test_rescreens_are_counted_in_the_metrics(make_checker: MakeChecker,
+                                              sandbox: SandboxServer) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from credit_check import enable_metrics
+
+    checker = make_checker()
+    registry = CollectorRegistry()
+    enable_metrics(checker, registry)
+    checker.check(SHOWCASE["a_grade_org"], tx("XK-2026-008"))
+    checker.check(SHOWCASE["red_and_black_org"], tx("XK-2026-009"))
+    assert checker.sync()        # decided on the data held: nothing to decide again
+    list_subject(sandbox, "metrics-mid-case", SHOWCASE["a_grade_org"])
+    list_subject(sandbox, "metrics-watch", SHOWCASE["red_and_black_org"],
+                 list_code="market.abnormal_operation", kind="watch")
+    assert checker.sync()        # both touched: one more severe, one still review
+    counted = {line.split(" ")[0]: float(line.split(" ")[1])
+               for line in generate_latest(registry).decode().splitlines()
+               if line.startswith("credit_check_rescreens_total")}
+    assert counted == {'credit_check_rescreens_total{changed="true"}': 1.0,
+                       'credit_check_rescreens_total{changed="false"}': 1.0}
