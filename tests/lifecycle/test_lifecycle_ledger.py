@@ -124,3 +124,14 @@ def test_a_catalogue_list_of_commitment_breakers_feeds_the_next_decision(
     assert d.outcome is Outcome.RESTRICT and [m.code for m in d.measures] == ["P-090"]
     with pytest.raises(InvalidArgument, match="restrict"):
         checker.commit(d.decision_id, items=["设备清单"], working_days=5)
+
+
+def test_the_case_report_names_the_lifecycle_records(make_checker: MakeChecker) -> None:
+    checker = make_checker()
+    c = checker.commit(green(checker, "XK-RPT"), items=["设备清单"], working_days=5)
+    assert checker.sync()                     # the follower opens the case's follow-up
+    checker.fulfil(c.commitment_id, ["设备清单"])
+    html = checker.case_report("XK-RPT")
+    for words in ("核查 / check", "信用承诺 / commitment", "承诺履约 / commitment fulfilled",
+                  "开始事中跟踪 / follow-up opened", "信用承诺台账 / commitment ledger"):
+        assert words in html
