@@ -20,14 +20,26 @@ EXIT_BAD_INPUT = 2
 _COMMANDS = {
     "serve": "credit_check._server._command:serve",
     "check": "credit_check._cli_check:check",
-    "check-file": "credit_check._cli_check:check_file",
+    "check-file": "credit_check._batch._command:check_file",
     "demo": "credit_check._demo:run",
     "outbox": "credit_check._outbox._cli:outbox",
     "cases": "credit_check._lifecycle._cli:cases",
     "commitments": "credit_check._lifecycle._cli:commitments",
     "receipt": "credit_check._cli_receipt:receipt",
-    "report": "credit_check._cli_report:report",
+    # commands with sub-commands: "command sub-command"
+    "report case": "credit_check._cli_report:case",
+    "report verify": "credit_check._cli_report:verify",
+    "report monthly": "credit_check._monthly._command:monthly",
 }
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("credit-check")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,12 +47,13 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_BAD_INPUT, f"credit-check: error: {message}\n"
-                                  f"Run 'credit-check {self.prog.split()[-1]} --help' for usage.\n"
+                                  f"Run '{self.prog} --help' for usage.\n"
                   if " " in self.prog else f"credit-check: error: {message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="credit-check", description="逢办必查: credit checks for approval systems")
+    parser.add_argument("--version", action="version", version=f"credit-check {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     scenarios = [s.value for s in Scenario]
 
@@ -65,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8600)
     p.add_argument("--admin-key", metavar="KEY", help="admin key (or CREDIT_CHECK_ADMIN_KEY)")
+    p.add_argument("--print-showcase", action="store_true",
+                   help="print the demo data's showcase subjects (fictional) and exit")
     p.add_argument("--json", action="store_true", help="print start-up information as JSON")
 
     p = sub.add_parser("check", help="check one subject")
@@ -73,12 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case-id", help="the case (办件) id")
     p.add_argument("--json", action="store_true", help="print the Decision as JSON")
 
-    p = sub.add_parser("check-file", help="check every subject of a CSV file")
-    p.add_argument("file", help="CSV file with a header row")
+    p = sub.add_parser("check-file", help="check every subject of a CSV or Excel file")
+    p.add_argument("file", help="a CSV (UTF-8 or GB18030) or .xlsx file with a header row")
     p.add_argument("--scenario", required=True, choices=scenarios)
     p.add_argument("--column", default="id", help="the identifier column (default: id)")
-    p.add_argument("--out", metavar="REPORT.csv", help="write the report here")
+    p.add_argument("--sheet", help="the worksheet of an .xlsx file (default: the first)")
+    p.add_argument("--out", metavar="REPORT.csv|.xlsx",
+                   help="write the report of every row here (.xlsx by its suffix)")
     p.add_argument("--case-id", help="the case (办件) id, e.g. the tender number")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
 
     p = sub.add_parser("demo", help="run the end-to-end demo on an embedded sandbox")
@@ -124,21 +142,38 @@ def build_parser() -> argparse.ArgumentParser:
                    "keys verify receipts from before a key rotation")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
-    p = sub.add_parser("report", help="the query record (查询记录) of a case, and its check")
-    p.add_argument("action", choices=["case", "verify"],
-                   help="case CASE_ID: every record of the case from the data directory; "
-                        "verify FILE: recompute a report's digest")
-    p.add_argument("target", metavar="CASE_ID|FILE")
-    p.add_argument("--format", choices=["html", "csv", "json"], default="html",
-                   help="case: html (printable, A4), csv or json (default html)")
-    p.add_argument("--out", metavar="FILE", help="case: write here (default: stdout)")
+    p = sub.add_parser("report", help="reports: case (the query record of a case), verify "
+                                      "(a case report's digest), monthly (the monitoring report)")
+    reports = p.add_subparsers(dest="report", required=True, parser_class=_Parser)
+    r = reports.add_parser("case", help="the query record (查询记录) of a case: every record "
+                                        "of the case from the data directory")
+    r.add_argument("target", metavar="CASE_ID")
+    r.add_argument("--format", choices=["html", "csv", "json"], default="html",
+                   help="html (printable, A4), csv or json (default html)")
+    r.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
+    r = reports.add_parser("verify", help="recompute a case report's digest")
+    r.add_argument("target", metavar="FILE")
+    r = reports.add_parser("monthly", help="the monthly monitoring report (跟踪、监测、统计) "
+                                           "per department, from the service's admin API")
+    r.add_argument("--month", metavar="YYYY-MM", help="the month (default: the last one)")
+    r.add_argument("--format", choices=["html", "xlsx"], default="html")
+    r.add_argument("--out", metavar="FILE",
+                   help="default: credit-check-monthly-YYYY-MM.html|xlsx")
+    r.add_argument("--base-url", metavar="URL", help="the list service (or "
+                                                     "CREDIT_CHECK_BASE_URL)")
+    r.add_argument("--admin-key", metavar="KEY", help="its admin key (or "
+                                                      "CREDIT_CHECK_ADMIN_KEY)")
+    r.add_argument("--json", action="store_true", help="print the figures as JSON")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``credit-check`` console script."""
     args = build_parser().parse_args(argv)
-    module_name, func_name = _COMMANDS[args.command].split(":")
+    name = args.command
+    if getattr(args, name, None) is not None and f"{name} {getattr(args, name)}" in _COMMANDS:
+        name = f"{name} {getattr(args, name)}"
+    module_name, func_name = _COMMANDS[name].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     try:
         return int(func(args))

@@ -81,8 +81,3 @@ def verify(args: argparse.Namespace) -> int:
     print(f"校验码不一致 / digest MISMATCH: the file states {stated}, its records give {again}"
           " — the records were changed after the report was made")
     return 1
-
-
-def report(args: argparse.Namespace) -> int:
-    """``credit-check report ACTION``."""
-    return case(args) if args.action == "case" else verify(args)

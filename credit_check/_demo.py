@@ -141,12 +141,16 @@ def _shown(code: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo; exit 0 when every scripted application got the expected outcome."""
+    from credit_check._server._command import SERVER_EXTRA_HINT
+
     try:
+        # The sandbox is imported whole, but serves only through uvicorn: ask for it first.
+        import uvicorn  # noqa: F401
+
         from credit_check._server import SandboxServer
         from credit_check._server._demo import SHOWCASE
-    except ImportError as exc:
-        print(f"credit-check demo needs the server extra: pip install 'credit-check[server]' ({exc})",
-              file=sys.stderr)
+    except ImportError:
+        print(SERVER_EXTRA_HINT.format(command="demo"), file=sys.stderr)
         return 2
     from credit_check._checker import Checker
     from credit_check._demo_app import build_app
@@ -166,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_with(server: Any, ids: dict[str, str], root: Path, out: Any, args: argparse.Namespace,
               started: float, checker_cls: Any, build_app: Any) -> int:
-    print(f"sandbox list service with demo data at {server.base_url}", file=out)
+    print(f"沙箱名单服务（虚构示范数据）/ sandbox list service with demo data: {server.base_url}",
+          file=out)
     checker = checker_cls(base_url=server.base_url, api_key=server.demo_key,
                           department="示范市行政审批局", data_dir=root / "checker",
                           service_public_key=server.public_key, sync_interval=30)
@@ -174,11 +179,13 @@ def _run_with(server: Any, ids: dict[str, str], root: Path, out: Any, args: argp
     failures = 0
     try:
         if not checker.wait_ready(15):
-            print("the checker did not get a snapshot and catalogue in 15 s", file=sys.stderr)
+            print("15 秒内未取得快照和目录 / the checker did not get a snapshot and catalogue "
+                  "in 15 s", file=sys.stderr)
             return 1
         app = build_app(checker)
-        print(f"snapshot version {checker.status().snapshot_version}, catalogue "
-              f"{checker.status().catalog_version}\n", file=out)
+        status = checker.status()
+        print(f"快照版本 snapshot {status.snapshot_version}，目录 catalogue "
+              f"{status.catalog_version}\n", file=out)
         for step in script(ids):
             if step.form:
                 body = urllib.parse.urlencode(step.body).encode()
@@ -218,15 +225,15 @@ def _run_with(server: Any, ids: dict[str, str], root: Path, out: Any, args: argp
     else:
         _print_results(results, ids, out)
         _print_feedback(records, out)
-    print(f"\n{len(results) - failures}/{len(results)} applications decided as expected; "
-          f"{len(records)} feedback records received; {time.monotonic() - started:.1f} s",
-          file=out)
+    print(f"\n{len(results) - failures}/{len(results)} 件申请结果符合预期 / applications decided "
+          f"as expected; 平台收到执行反馈 {len(records)} 条 / feedback records received; "
+          f"{time.monotonic() - started:.1f} s", file=out)
     return 0 if failures == 0 else 1
 
 
 def _print_results(results: list[Any], ids: dict[str, str], out: Any) -> None:
-    print(f"{_cell('application', 44)} {_cell('subject', 20)} {'HTTP':>4}  {_cell('outcome', 14)} "
-          "measures / message", file=out)
+    print(f"{_cell('申请 application', 44)} {_cell('主体 subject', 20)} {'HTTP':>4}  "
+          f"{_cell('结果 outcome', 14)} 措施／说明 measures / message", file=out)
     print("-" * 120, file=out)
     for step, status, outcome, data, ok in results:
         subject = _shown(ids.get(step.showcase, "")) if step.showcase else "91110000600037341N"
@@ -238,15 +245,16 @@ def _print_results(results: list[Any], ids: dict[str, str], out: Any) -> None:
         else:
             note = json.dumps({k: v for k, v in data.items() if k != "decision_id"},
                               ensure_ascii=False)[:90]
-        mark = "" if ok else f"  <-- expected {step.expect}"
+        mark = "" if ok else f"  <-- 预期 expected {step.expect}"
         print(f"{_cell(step.label, 44)} {_cell(subject, 20)} {status:>4}  "
               f"{_cell(outcome, 14)} {note}{mark}", file=out)
 
 
 def _print_feedback(records: list[dict[str, Any]], out: Any) -> None:
-    print(f"\nfeedback received by the platform (执行反馈): {len(records)} records", file=out)
-    print(f"{_cell('kind', 11)} {_cell('case', 14)} {_cell('scenario', 14)} "
-          f"{_cell('subject', 20)} {_cell('outcome', 14)} measures", file=out)
+    print(f"\n平台收到的执行反馈 / feedback received by the platform: {len(records)} 条 records",
+          file=out)
+    print(f"{_cell('类型 kind', 11)} {_cell('办件 case', 14)} {_cell('场景 scenario', 14)} "
+          f"{_cell('主体 subject', 20)} {_cell('结果 outcome', 14)} 措施 measures", file=out)
     print("-" * 100, file=out)
     for r in records:
         tx = r.get("transaction", {})

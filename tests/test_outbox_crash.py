@@ -41,11 +41,18 @@ def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
 
 
 def received_records(server: SandboxServer) -> list[dict[str, Any]]:
-    resp = requests.get(server.base_url + "/v1/admin/feedback", timeout=30,
-                        headers={"Authorization": f"Bearer {server.admin_key}"})
-    resp.raise_for_status()
-    records: list[dict[str, Any]] = resp.json()["records"]
-    return records
+    """Every record the service received, page by page."""
+    records: list[dict[str, Any]] = []
+    params = {"limit": "10000"}
+    while True:
+        resp = requests.get(server.base_url + "/v1/admin/feedback", timeout=30, params=params,
+                            headers={"Authorization": f"Bearer {server.admin_key}"})
+        resp.raise_for_status()
+        page = resp.json()
+        records += page["records"]
+        if not page["has_more"]:
+            return records
+        params["cursor"] = page["next_cursor"]
 
 
 def _read_lines(stream: IO[str], out: list[str], first: threading.Event) -> None:

@@ -1,11 +1,12 @@
-"""The sandbox's admin calls (DESIGN §6, §9.2–9.3): the catalogue with its serial,
-entries and their status changes, department keys, the epoch, feedback and stats."""
+"""The sandbox's admin calls (protocol v1 and v1.1): the catalogue with its serial,
+entries and their status changes, department keys, the epoch, feedback (paged), the
+monitoring stats, and the demo data's showcase subjects."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from credit_check._exceptions import CatalogError
 from credit_check._models import CST, Catalog, EntryStatus, Timestamp
 from credit_check._server._app import Sandbox
+from credit_check._server._demo import showcase
 from credit_check._server._http import Problem, decode_json
 from credit_check._server._import import (
     ImportRefused,
@@ -22,6 +24,7 @@ from credit_check._server._import import (
     read_json_entries,
     release,
 )
+from credit_check._server._paging import page_limit, read_cursor, stats_query
 from credit_check._server._store import SerialConflict, StoreError
 
 ADMIN_BODY_LIMIT = 256 * 1024 * 1024
@@ -150,17 +153,29 @@ class Admin:
 
     async def admin_feedback(self, request: Request) -> Response:
         self.s.auth(request, admin=True)
-        since = request.query_params.get("since")
+        params = request.query_params
+        since = params.get("since")
         if since is not None:
             try:
                 # received_at is stored as CST ISO text, so compare in CST
                 since = TypeAdapter(Timestamp).validate_python(since).astimezone(CST).isoformat()
             except (ValidationError, OverflowError):
                 raise Problem(400, f"since must be an ISO 8601 time, got {since[:40]!r}") from None
-        records: list[dict[str, Any]] = await run_in_threadpool(self.store.feedback, since,
-                                                                1_000_000)
-        return JSONResponse({"records": records})
+        limit = page_limit(params.get("limit"))
+        after = read_cursor(params.get("cursor"))
+        page = await run_in_threadpool(self.store.feedback_page, since, after, limit)
+        return JSONResponse({"records": page.records,
+                             "next_cursor": str(page.after) if page.after else None,
+                             "has_more": page.more})
 
     async def stats(self, request: Request) -> Response:
         self.s.auth(request, admin=True)
-        return JSONResponse(await run_in_threadpool(self.store.stats))
+        query = stats_query(request.query_params)
+        return JSONResponse(await run_in_threadpool(self.store.stats, query))
+
+    async def showcase(self, request: Request) -> Response:
+        self.s.auth(request, admin=True)
+        if await run_in_threadpool(self.store.meta, "demo_loaded") is None:
+            raise Problem(404, "this sandbox holds no demo data; start it with "
+                               "'credit-check serve --demo'")
+        return JSONResponse({"fictional": True, "subjects": showcase()})

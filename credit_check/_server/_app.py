@@ -317,6 +317,7 @@ def create_app(store: Store, signer: Signer, admin_key: str) -> Starlette:
         Route("/v1/admin/epoch", a.raise_epoch, methods=["POST"]),
         Route("/v1/admin/feedback", a.admin_feedback, methods=["GET"]),
         Route("/v1/admin/stats", a.stats, methods=["GET"]),
+        Route("/v1/admin/showcase", a.showcase, methods=["GET"]),
         Route("/openapi.json", s.openapi, methods=["GET"]),
         Route("/healthz", h.healthz, methods=["GET"]),
         Route("/readyz", h.readyz, methods=["GET"]),

@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
 from credit_check._exceptions import CreditCheckError
 
+SERVER_EXTRA_HINT = ("credit-check {command} needs the server extra: "
+                     "pip install 'credit-check[server]'")
 DB_ENV = "CREDIT_CHECK_SANDBOX_DB"
 DEFAULT_DB = "credit-check-sandbox.db"
 
@@ -25,11 +28,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"credit-check: error: unexpected argument {args.file!r} (did you mean "
               "'serve keygen FILE'?)", file=sys.stderr)
         return 2
+    if args.print_showcase:
+        return print_showcase(args.json)
     try:
         import uvicorn
     except ImportError:
-        print("credit-check serve needs the server extra: pip install 'credit-check[server]'",
-              file=sys.stderr)
+        print(SERVER_EXTRA_HINT.format(command="serve"), file=sys.stderr)
         return 2
     from credit_check._pg import is_postgres_url, redact
     from credit_check._server._app import create_app
@@ -46,8 +50,20 @@ def serve(args: argparse.Namespace) -> int:
     except (OSError, CreditCheckError) as exc:
         print(f"cannot open the sandbox database {shown}: {exc}", file=sys.stderr)
         return 2
+    try:
+        # Bound here, so that the address printed is the real one (--port 0 picks a free
+        # port) and a port in use is a clear error before anything is printed.
+        sock = socket.create_server(
+            (args.host, args.port), family=socket.AF_INET6 if ":" in args.host
+            else socket.AF_INET)
+    except OSError as exc:
+        store.close()
+        print(f"credit-check: error: cannot listen on {args.host} port {args.port}: "
+              f"{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
     host = f"[{args.host}]" if ":" in args.host else args.host
-    info = {"base_url": f"http://{host}:{args.port}", "db": shown,
+    info = {"base_url": f"http://{host}:{port}", "db": shown,
             "demo_api_key": demo_key, "admin_key": admin_key,
             "public_key": signer.public_key, "snapshot_version": store.refresh().version}
     if args.json:
@@ -59,10 +75,28 @@ def serve(args: argparse.Namespace) -> int:
               f"  try: curl -H 'Authorization: Bearer {demo_key}' "
               f"{info['base_url']}/v1/catalog", flush=True)
     try:
-        uvicorn.run(create_app(store, signer, admin_key), host=args.host, port=args.port,
-                    log_level="info", access_log=False)
+        config = uvicorn.Config(create_app(store, signer, admin_key), log_level="info",
+                                access_log=False)
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
+        sock.close()
         store.close()
+    return 0
+
+
+def print_showcase(as_json: bool) -> int:
+    """``serve --demo --print-showcase``: the demo data's named subjects (fictional), to
+    try each rule with; the same list as ``GET /v1/admin/showcase``."""
+    from credit_check._server._demo import showcase
+
+    subjects = showcase()
+    if as_json:
+        print(json.dumps({"fictional": True, "subjects": subjects}, ensure_ascii=False))
+        return 0
+    print("示范数据中的展示主体（虚构）/ the demo data's showcase subjects (fictional):")
+    for s in subjects:
+        lists = ", ".join(f"{e['list_code']}[{e['status']}]" for e in s["entries"]) or "-"
+        print(f"  {s['name']:<26} {s['id']:<20} {s['kind']:<13} {lists}")
     return 0
 
 

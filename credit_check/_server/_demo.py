@@ -109,6 +109,14 @@ SHOWCASE: dict[str, str] = _make_showcase()
 """Showcase subject name -> identifier (stable across runs)."""
 
 
+def showcase() -> list[dict[str, Any]]:
+    """The showcase subjects (fictional) with the lists they are on and each entry's
+    status: what ``GET /v1/admin/showcase`` and ``serve --demo --print-showcase`` show."""
+    return [{"name": name, "id": SHOWCASE[name], "kind": kind,
+             "entries": [{"list_code": code, "status": status} for code, status, _ in plan]}
+            for name, (kind, plan) in _SHOWCASE_PLAN.items()]
+
+
 def _entry(n: int, list_code: str, subject_id: str, kind: str, name: str, status: str,
            start: dt.date, until: dt.date | None, rep: str | None) -> dict[str, Any]:
     issuer, basis = _ISSUERS[list_code]

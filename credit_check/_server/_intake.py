@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from credit_check._crypto import canonical_json
 from credit_check._models import CST, FeedbackRecord, describe_validation_error
+from credit_check._server._feed import record_facts
 from credit_check._server._http import DECODER, Problem, decode_json
 from credit_check._server._store import ApiKey, Intake
 
@@ -94,9 +95,11 @@ def check_record(key: ApiKey, record: Any, text: str | None) -> Intake | str:
         day = model.created_at.astimezone(CST).date().isoformat()
     except OverflowError:  # at the end of the calendar
         day = model.created_at.date().isoformat()
+    region, degraded, case_ref, lists, measures = record_facts(record)
     return Intake(model.record_id, model.department or key.department, model.kind.value,
                   model.transaction.scenario.value, model.outcome.value,
-                  int(bool(model.matches)), len(model.measures), day, stored)
+                  int(bool(model.matches)), len(model.measures), day, stored,
+                  region, degraded, case_ref, lists, measures)
 
 
 def signed_text(key: bytes, record: dict[str, Any], text: str | None) -> bytes | None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from credit_check._exceptions import ConfigurationError
-from credit_check._server._schema import set_meta
+from credit_check._server._personal import PersonalData
+from credit_check._server._schema import FEEDBACK_V3, migrate_v2, set_meta
 from credit_check._server._store import SCHEMA_VERSION
 
 # Any constant that no other application on the database uses as an advisory lock key.
@@ -39,7 +40,9 @@ TABLES = [
         department TEXT COLLATE "C" NOT NULL, kind TEXT NOT NULL,
         scenario TEXT COLLATE "C", outcome TEXT, hits INTEGER NOT NULL,
         measures INTEGER NOT NULL, day TEXT COLLATE "C" NOT NULL,
-        received_at TEXT COLLATE "C" NOT NULL, data BYTEA NOT NULL)""",
+        received_at TEXT COLLATE "C" NOT NULL, data BYTEA NOT NULL, region TEXT COLLATE "C",
+        degraded INTEGER NOT NULL DEFAULT 0, case_key TEXT)""",
+    *FEEDBACK_V3,
     """CREATE TABLE catalogs (
         serial BIGINT PRIMARY KEY, version TEXT NOT NULL, schema INTEGER NOT NULL,
         data TEXT NOT NULL, created_at TEXT NOT NULL)""",
@@ -59,7 +62,8 @@ def schema_version(conn: Any) -> int:
     return 0 if found is None else int(found[0])
 
 
-def open_schema(conn: Any, shown: str, checks: dict[str, str]) -> int:
+def open_schema(conn: Any, shown: str, checks: dict[str, str],
+                personal: PersonalData | None = None) -> int:
     """Create the schema in an empty database, or check an existing one (inside the
     caller's transaction, which holds the schema lock).
 
@@ -67,6 +71,8 @@ def open_schema(conn: Any, shown: str, checks: dict[str, str]) -> int:
         shown: the database URL without its password, for messages.
         checks: meta values that must match (the data key's and the signing key's check
             values), recorded when the schema is created.
+        personal: the data key, to migrate a schema-2 database (its sealed feedback is
+            read once); without it such a database is refused.
 
     Raises:
         ConfigurationError: a newer schema, or a key that is not the database's.
@@ -80,7 +86,8 @@ def open_schema(conn: Any, shown: str, checks: dict[str, str]) -> int:
                             ("epoch", "1"), ("catalog_serial", "0"), *checks.items()):
             set_meta(conn, name, value)
         return SCHEMA_VERSION
-    if found != SCHEMA_VERSION:
+    migrate = found == 2 and personal is not None
+    if found != SCHEMA_VERSION and not migrate:
         raise ConfigurationError(
             f"{shown}: the database has sandbox schema {found}; this credit-check uses "
             f"schema {SCHEMA_VERSION} on PostgreSQL"
@@ -98,4 +105,8 @@ def open_schema(conn: Any, shown: str, checks: dict[str, str]) -> int:
             raise ConfigurationError(
                 f"{shown}: {what.get(name, name)} is not the one this database was made "
                 "with; give every instance the same key")
+    if migrate:
+        assert personal is not None
+        # Under the schema lock: one instance migrates, the others then find schema 3.
+        migrate_v2(conn, personal)
     return SCHEMA_VERSION

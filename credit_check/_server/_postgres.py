@@ -26,7 +26,7 @@ from credit_check._models import Catalog, EntryStatus, ListEntry
 from credit_check._pg import Conn, Database
 from credit_check._server import _entries, _signing_keys
 from credit_check._server._entries import Change
-from credit_check._server._feed import FeedbackTable, insert_feedback, sealed_rows
+from credit_check._server._feed import FeedbackTable, insert_feedback, read_page, sealed_rows
 from credit_check._server._personal import PersonalData
 from credit_check._server._pg_schema import open_schema
 from credit_check._server._prefix_index import PrefixIndex, pack, unpack
@@ -39,11 +39,13 @@ from credit_check._server._store import (
     ApiKey,
     Delta,
     EntryRow,
+    FeedbackPage,
     Head,
     Intake,
     SerialConflict,
     SnapshotGone,
     SnapshotState,
+    StatsQuery,
     Store,
     StoredCatalog,
     StoreError,
@@ -57,6 +59,8 @@ logger = logging.getLogger("credit_check.sandbox")
 
 R = TypeVar("R")
 SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+# Any constant that no other application on the database uses as an advisory lock key.
+FEEDBACK_LOCK = 0x63632D6662  # "cc-fb"
 # Fewer rows than this are upserted with executemany; more go through COPY.
 COPY_FROM = 500
 ANALYZE_FROM = 50_000
@@ -173,7 +177,7 @@ class PostgresStore(FeedbackTable, Store):
                   "signing_key_check": signer.public_key}
         try:
             self.schema_version = self._run(
-                lambda conn: self._open(conn, checks, signer.public_key))
+                lambda conn: self._open(conn, checks, signer.public_key, personal))
             self.refresh()
         except BaseException:
             self._db.close()
@@ -194,8 +198,9 @@ class PostgresStore(FeedbackTable, Store):
     def _conn(self) -> Any:
         return _AutoCommit(self)
 
-    def _open(self, conn: Conn, checks: dict[str, str], public_key: str) -> int:
-        version = open_schema(conn, self._db.shown, checks)
+    def _open(self, conn: Conn, checks: dict[str, str], public_key: str,
+              personal: PersonalData) -> int:
+        version = open_schema(conn, self._db.shown, checks, personal)
         # Under open_schema's lock: instances starting together make the table once.
         _signing_keys.ensure(conn, public_key)
         return version
@@ -452,12 +457,29 @@ class PostgresStore(FeedbackTable, Store):
         if not records:
             return [], []
         rows = sealed_rows(self.personal, records)
-        return self._run(lambda conn: insert_feedback(conn, records, rows, arrays=True))
 
-    def stats(self) -> dict[str, Any]:
+        def work(conn: Conn) -> tuple[list[str], list[str]]:
+            # Inserts queue here, so records commit in the order of their seq: a reader
+            # paging by seq never passes a record that commits later with a lower seq.
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (FEEDBACK_LOCK,))
+            return insert_feedback(conn, records, rows, arrays=True)
+
+        return self._run(work)
+
+    def feedback_page(self, since: str | None, after: int, limit: int) -> FeedbackPage:
+        return self._run(lambda conn: read_page(conn, self.personal, since, after, limit),
+                         begin=None)
+
+    def stats(self, query: StatsQuery | None = None) -> dict[str, Any]:
         head = self.refresh()
-        out = self._feedback_stats()
-        out["entries"] = self._conn().execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+        def work(conn: Conn) -> dict[str, Any]:
+            out = self._feedback_stats(conn, query or StatsQuery())
+            row = conn.execute("SELECT COUNT(*) FROM entries").fetchone()
+            out["entries"] = int(row[0]) if row else 0
+            return out
+
+        out = self._run(work, begin=SNAPSHOT)
         out["listed_prefixes"] = len(self.index)
         out["version"] = head.version
         return out

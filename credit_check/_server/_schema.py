@@ -15,10 +15,23 @@ from typing import Any
 
 from credit_check._crypto import id_prefix
 from credit_check._models import ListEntry
+from credit_check._server._feed import backfill_facts
 from credit_check._server._personal import PersonalData
 from credit_check._server._store import CATALOG_SCHEMA, SCHEMA_VERSION, entry_row, now_cst
 
 logger = logging.getLogger("credit_check.sandbox")
+
+# Schema 3: what the monitoring stats need beside the feedback table (its new columns are
+# in TABLES, and added by migrate_v2).
+FEEDBACK_V3 = [
+    "CREATE TABLE feedback_codes (seq BIGINT NOT NULL, what TEXT NOT NULL, code TEXT NOT NULL)",
+    "CREATE INDEX feedback_codes_seq ON feedback_codes (seq)",
+    "CREATE INDEX feedback_case ON feedback (case_key) WHERE case_key IS NOT NULL",
+    "CREATE INDEX feedback_kind_day ON feedback (kind, day)",
+]
+FEEDBACK_V3_COLUMNS = ["ALTER TABLE feedback ADD COLUMN region TEXT",
+                       "ALTER TABLE feedback ADD COLUMN degraded INTEGER NOT NULL DEFAULT 0",
+                       "ALTER TABLE feedback ADD COLUMN case_key TEXT"]
 
 TABLES = [
     "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -41,12 +54,15 @@ TABLES = [
         key_id TEXT PRIMARY KEY, department TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,
         feedback_key TEXT NOT NULL, allow_persons INTEGER NOT NULL, revoked INTEGER NOT NULL,
         created_at TEXT NOT NULL)""",
-    # data: the record as sent, sealed; only non-personal columns in clear.
+    # data: the record as sent, sealed; only non-personal columns in clear (case_key: a
+    # keyed hash of the department and the case, for the coverage figures).
     """CREATE TABLE feedback (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, record_id TEXT NOT NULL UNIQUE,
         department TEXT NOT NULL, kind TEXT NOT NULL, scenario TEXT, outcome TEXT,
         hits INTEGER NOT NULL, measures INTEGER NOT NULL, day TEXT NOT NULL,
-        received_at TEXT NOT NULL, data BLOB NOT NULL)""",
+        received_at TEXT NOT NULL, data BLOB NOT NULL, region TEXT,
+        degraded INTEGER NOT NULL DEFAULT 0, case_key TEXT)""",
+    *FEEDBACK_V3,
     """CREATE TABLE catalogs (
         serial INTEGER PRIMARY KEY, version TEXT NOT NULL, schema INTEGER NOT NULL,
         data TEXT NOT NULL, created_at TEXT NOT NULL)""",
@@ -120,9 +136,21 @@ def migrate_v1(conn: sqlite3.Connection, personal: PersonalData) -> None:
             [(*r[:9], personal.seal(r[9].encode(), f"feedback:{r[0]}")) for r in batch])
     for table in ("meta", "entries", "subjects", "keys", "feedback"):
         conn.execute(f"DROP TABLE old_{table}")
+    backfill_facts(conn, personal)
     logger.warning("sandbox database migrated from schema 1 to %d: natural persons are now "
                    "indexed by a keyed hash and sealed, feedback records sealed",
                    SCHEMA_VERSION)
+
+
+def migrate_v2(conn: Any, personal: PersonalData) -> None:
+    """Bring a schema-2 database (SQLite or PostgreSQL) to schema 3: the feedback table's
+    stats columns, filled from each sealed record (inside the caller's transaction)."""
+    for statement in (*FEEDBACK_V3_COLUMNS, *FEEDBACK_V3):
+        conn.execute(statement)
+    count = backfill_facts(conn, personal)
+    set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+    logger.warning("sandbox database migrated from schema 2 to %d: the stats columns of %d "
+                   "feedback records filled", SCHEMA_VERSION, count)
 
 
 INSERT_ENTRY = (

@@ -40,6 +40,7 @@ from credit_check._server._store import (
     SerialConflict,
     SnapshotGone,
     SnapshotState,
+    StatsQuery,
     Store,
     StoredCatalog,
     StoreError,
@@ -144,6 +145,8 @@ class SQLiteStore(FeedbackTable, Store):
                     f"{self.path}: the sandbox data key (CREDIT_CHECK_SANDBOX_DATA_KEY or "
                     f"{self.path.name}.data-key) is not the one this database was made "
                     "with; give the right key")
+            if found == 2:  # after the key check: the migration opens sealed records
+                _schema.migrate_v2(conn, self.personal)
         if found == 1:
             self._compact()
         return SCHEMA_VERSION
@@ -398,10 +401,11 @@ class SQLiteStore(FeedbackTable, Store):
     def add_feedback(self, records: list[Intake]) -> tuple[list[str], list[str]]:
         return self._add_feedback(records)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self, query: StatsQuery | None = None) -> dict[str, Any]:
         head = self.refresh()
-        out = self._feedback_stats()
-        out["entries"] = self._conn().execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+        with self._read() as conn:
+            out = self._feedback_stats(conn, query or StatsQuery())
+            out["entries"] = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
         out["listed_prefixes"] = len(self.index)
         out["version"] = head.version
         return out

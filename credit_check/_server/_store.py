@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from credit_check._crypto import Signer
 from credit_check._models import CST, Catalog, EntryStatus, ListEntry
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 COUNTING = (EntryStatus.ACTIVE.value, EntryStatus.OBJECTION_PENDING.value)
 # The catalogue schema every catalogue the current models accept requires.
 CATALOG_SCHEMA = 1
@@ -108,6 +108,34 @@ class Intake(NamedTuple):
     measures: int
     day: str
     text: bytes
+    # The non-personal facts the monitoring stats group by (schema 3): the transaction's
+    # region, the degraded flag, the case (its id, else the decision's; kept only as a
+    # keyed hash), and the codes of the lists matched and the measures applied.
+    region: str | None = None
+    degraded: bool = False
+    case_ref: str | None = None
+    lists: tuple[str, ...] = ()
+    measure_codes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    """Which feedback the stats count: days ``since`` (inclusive) to ``until`` (exclusive),
+    as China Standard Time dates ``YYYY-MM-DD``, and one department (None: all)."""
+
+    since: str | None = None
+    until: str | None = None
+    department: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackPage:
+    """One page of received records in arrival order; ``after`` is the cursor of the next
+    page (the position after its last record), ``more`` whether records follow now."""
+
+    records: list[dict[str, Any]]
+    after: int
+    more: bool
 
 
 class StoreError(ValueError):
@@ -228,7 +256,14 @@ class Store(ABC):
     def feedback(self, since: str | None, limit: int) -> list[dict[str, Any]]: ...
 
     @abstractmethod
-    def stats(self) -> dict[str, Any]: ...
+    def feedback_page(self, since: str | None, after: int, limit: int) -> FeedbackPage:
+        """Up to ``limit`` records received at or after ``since`` and after the position
+        ``after`` (0: from the first), in the order they were stored."""
+
+    @abstractmethod
+    def stats(self, query: StatsQuery | None = None) -> dict[str, Any]:
+        """Checks, hits, measures, outcomes, lists, regions, degraded decisions and the
+        coverage of the cases handled, over the records ``query`` selects."""
 
     # -- signing keys and health -------------------------------------------------------
 

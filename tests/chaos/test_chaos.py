@@ -211,8 +211,15 @@ def test_workers_killed_at_random_lose_nothing_and_let_no_listed_applicant_throu
     assert flush.returncode == 0, flush.stderr
     status = json.loads(flush.stdout)
     assert (status["undecryptable"], status["dead_lettered"], status["pending"]) == (0, 0, 0)
-    records = requests.get(sandbox.base_url + "/v1/admin/feedback", timeout=60,
-                           headers={"Authorization": f"Bearer {sandbox.admin_key}"}).json()
-    got = Counter(r["decision_id"] for r in records["records"] if r["kind"] == "decision")
+    records: list[dict[str, Any]] = []
+    params = {"limit": "10000"}
+    while True:  # every record the service received, page by page
+        page = requests.get(sandbox.base_url + "/v1/admin/feedback", timeout=60, params=params,
+                            headers={"Authorization": f"Bearer {sandbox.admin_key}"}).json()
+        records += page["records"]
+        if not page["has_more"]:
+            break
+        params["cursor"] = page["next_cursor"]
+    got = Counter(r["decision_id"] for r in records if r["kind"] == "decision")
     decided = [i for s in seen for i in _decision_ids(s)]
     assert decided and [i for i in decided if got[i] != 1] == []

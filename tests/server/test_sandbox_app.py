@@ -633,7 +633,7 @@ def test_stats_by_scenario_department_and_day(sb: Sandbox) -> None:
     assert len(sb.post("/v1/feedback", other, json={"records": b}).json()["accepted"]) == 2
     stats = sb.admin("GET", "/v1/admin/stats").json()
     # records i = 0, 2 carry a match; every record one measure per match
-    assert stats["total"] == {"checks": 5, "hits": 3, "measures": 3}
+    assert stats["total"] == {"checks": 5, "hits": 3, "measures": 3, "degraded": 0}
     by_scenario = {r["scenario"]: (r["checks"], r["hits"], r["measures"])
                    for r in stats["by_scenario"]}
     assert by_scenario == {"procurement": (3, 2, 2), "licensing": (2, 1, 1)}

@@ -1,11 +1,14 @@
-"""A wave-1 sandbox database (made by the code of commit 365e246, the last with schema 1)
-is migrated on open: every entry, subject, key and feedback record is kept, the database
-records its schema version, and no person is left in clear in its files."""
+"""Older sandbox databases, made by the old code itself, are migrated on open. A wave-1 one
+(commit 365e246, the last with schema 1): every entry, subject, key and feedback record is
+kept, the database records its schema version, and no person is left in clear in its files.
+A schema-2 one (SQLite or PostgreSQL): the stats columns are filled from the sealed
+records, once."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -13,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _sandbox_app_support import Sandbox, TestClient, person_records
+from _sandbox_app_support import Sandbox, TestClient, feedback_records, person_records
 
+from credit_check._crypto import Signer
 from credit_check._server import create_app, open_sandbox
 from credit_check._server._demo import SHOWCASE
 from credit_check._server._store import SCHEMA_VERSION
@@ -43,14 +47,14 @@ store.close()
 """
 
 
-def old_code(tmp: Path) -> Path:
-    """The credit_check package as it was at WAVE_1, extracted with git."""
+def old_code(tmp: Path, commit: str = WAVE_1) -> Path:
+    """The credit_check package as it was at ``commit``, extracted with git."""
     try:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", WAVE_1, "credit_check"],
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "credit_check"],
                                  capture_output=True, check=True, timeout=60).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"the wave-1 code is not available from git: {exc}")
-    root = tmp / "wave1"
+        pytest.skip(f"the code of {commit} is not available from git: {exc}")
+    root = tmp / f"code-{commit}"
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(root, filter="data")
     return root
@@ -113,5 +117,89 @@ def test_a_wave1_database_is_migrated_without_losing_anything(tmp_path: Path) ->
     store, *_ = open_sandbox(db, demo=True)
     try:
         assert store.stats()["entries"] == old["entries"]
+    finally:
+        store.close()
+
+
+# -- schema 2 (the code of commit 47f92d1) to 3: the stats columns -------------------------
+
+SCHEMA_2 = "47f92d1"
+
+V2_SCRIPT = """
+import json, sys
+from pathlib import Path
+import credit_check
+from credit_check._crypto import feedback_key, record_hmac
+from credit_check._server import open_sandbox
+from credit_check._server._intake import take_feedback
+db, keys, records = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.stdin.read())
+if not db.startswith("postgresql"):
+    db = Path(db)
+store, signer, admin, demo = open_sandbox(db, demo=True, **keys)
+key = store.find_key(demo)
+for r in records:
+    r["hmac"] = record_hmac(feedback_key(demo), r)
+good, rejected = take_feedback(key, json.dumps({"records": records}).encode())
+assert not rejected, rejected
+store.add_feedback(good)
+print(json.dumps({"file": credit_check.__file__, "schema": store.schema_version,
+                  "records": records}))
+store.close()
+"""
+
+
+def make_schema2_database(tmp: Path, db: str, records: list[dict[str, Any]],
+                          keys: dict[str, str]) -> dict[str, Any]:
+    code = old_code(tmp, SCHEMA_2)
+    env = {"PYTHONPATH": str(code), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", V2_SCRIPT, db, json.dumps(keys)],
+                          input=json.dumps(records), capture_output=True, text=True, env=env,
+                          timeout=120, check=False, cwd=tmp)
+    assert done.returncode == 0, done.stderr
+    info: dict[str, Any] = json.loads(done.stdout)
+    assert info["file"].startswith(str(code)) and info["schema"] == 2
+    return info
+
+
+def _schema2_records() -> list[dict[str, Any]]:
+    records = feedback_records("placeholder", 3)
+    records[0]["transaction"]["region"] = "350100"
+    records[1]["degraded"] = True
+    records[2]["kind"] = "outcome"  # the outcome of case CASE-2, which no check names
+    for r in records:
+        r.pop("hmac")
+    return records
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_a_schema2_database_gets_the_stats_columns_from_its_records(
+        tmp_path: Path, request: pytest.FixtureRequest, engine: str) -> None:
+    keys: dict[str, str] = {}
+    db = str(tmp_path / "v2.db")
+    if engine == "postgres":
+        db = request.getfixturevalue("pg_url")
+        signing, data = tmp_path / "signing.key", tmp_path / "data.key"
+        signing.write_bytes(Signer.generate().private_bytes())
+        data.write_bytes(os.urandom(32))
+        keys = {"signing_key": str(signing), "data_key_file": str(data)}
+    old = make_schema2_database(tmp_path, db, _schema2_records(), keys)
+    target: str | Path = db if engine == "postgres" else Path(db)
+    store, *_ = open_sandbox(target, demo=True, **keys)
+    try:
+        assert store.schema_version == SCHEMA_VERSION == 3
+        stats = store.stats()
+        assert stats["total"] == {"checks": 2, "hits": 1, "measures": 1, "degraded": 1}
+        assert {r["region"] for r in stats["by_region"]} == {"350100", None}
+        assert {r["list_code"] for r in stats["by_list"]} == {"court.judgment_defaulter"}
+        assert [(u["case_id"], u["kind"]) for u in stats["coverage"]["unchecked"]] == [
+            ("CASE-2", "outcome")]
+        assert [r["record_id"] for r in store.feedback_page(None, 0, 10).records] == [
+            r["record_id"] for r in old["records"]]
+    finally:
+        store.close()
+    store, *_ = open_sandbox(target, demo=True, **keys)  # opened again: not migrated again
+    try:
+        assert store.stats()["total"]["checks"] == 2
+        assert len(store.stats()["by_list"]) == 1
     finally:
         store.close()
