@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_snapshot.py", "bench_checker.py", "bench_outbox.py", "bench_middleware.py",
-           "bench_catalog.py", "bench_sandbox.py", "bench_pg.py", "fuzz_middleware.py"]
+SCRIPTS = ["bench_snapshot.py", "bench_checker.py", "bench_outbox.py", "bench_rescreen.py",
+           "bench_middleware.py", "bench_catalog.py", "bench_sandbox.py", "bench_pg.py",
+           "fuzz_middleware.py"]
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ from credit_check._exceptions import (
     CatalogError,
     ConfigurationError,
     CreditCheckError,
+    InvalidArgument,
     InvalidReceipt,
     InvalidServiceData,
     InvalidSubjectId,
@@ -19,6 +20,7 @@ from credit_check._exceptions import (
     ServiceError,
     ServiceRejected,
     ServiceUnavailable,
+    UnknownCommitment,
     UnknownDecision,
 )
 from credit_check._ids import (
@@ -29,6 +31,7 @@ from credit_check._ids import (
     validate_org_code,
     validate_uscc,
 )
+from credit_check._lifecycle._ledger import Commitment
 from credit_check._metrics import enable_metrics, enable_tracing, metrics_registry
 from credit_check._middleware._asgi import CreditCheckASGIMiddleware
 from credit_check._middleware._routes import (
@@ -73,6 +76,7 @@ __all__ = [
     "CatalogError",
     "Checker",
     "CheckerStatus",
+    "Commitment",
     "ConfigurationError",
     "CreditCheckASGIMiddleware",
     "CreditCheckError",
@@ -87,6 +91,7 @@ __all__ = [
     "FromJSON",
     "FromPath",
     "FromQuery",
+    "InvalidArgument",
     "InvalidReceipt",
     "InvalidServiceData",
     "InvalidSubjectId",
@@ -114,6 +119,7 @@ __all__ = [
     "SubjectKind",
     "Target",
     "Transaction",
+    "UnknownCommitment",
     "UnknownDecision",
     "enable_metrics",
     "enable_tracing",

@@ -25,7 +25,12 @@ from credit_check._models import CST, FeedbackRecord, SubjectKind
 
 REPORT_TYPE = "credit-check/case-report/v1"
 KIND_WORDS = {"decision": "核查 / check", "outcome": "办理结果 / outcome",
-              "post_check": "补查 / post-check"}
+              "post_check": "补查 / post-check", "rescreen": "事中复核 / re-screen",
+              "case_opened": "开始事中跟踪 / follow-up opened",
+              "commitment": "信用承诺 / commitment",
+              "commitment_fulfilled": "承诺履约 / commitment fulfilled",
+              "commitment_waived": "承诺免除 / commitment waived",
+              "commitment_breached": "违诺 / commitment breached"}
 OUTCOME_WORDS = {"deny": "禁止 / deny", "review": "从严审核 / review",
                  "restrict": "限制 / restrict", "allow": "正常办理 / allow",
                  "green_channel": "绿色通道 / green channel"}
@@ -42,6 +47,10 @@ def channel(record: dict[str, Any]) -> str:
     receipt = record.get("receipt") or {}
     if record.get("kind") == "outcome":
         return "办理结果报告 / reported outcome"
+    if str(record.get("kind", "")).startswith("commitment"):
+        return "信用承诺台账 / commitment ledger"
+    if record.get("kind") == "case_opened":
+        return "事中跟踪 / case follow-up"
     if receipt.get("kind") == "service":
         return "在线签名查询 / signed online answer"
     if record.get("degraded"):

@@ -12,6 +12,7 @@ import os
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -21,8 +22,18 @@ from credit_check._checker_types import CheckerStatus, DecisionGroup
 from credit_check._crypto import feedback_key
 from credit_check._datadir import DataDir
 from credit_check._engine import Engine, Mode
-from credit_check._exceptions import ConfigurationError, OutboxError, UnknownDecision
+from credit_check._exceptions import (
+    ConfigurationError,
+    InvalidArgument,
+    OutboxError,
+    UnknownDecision,
+)
 from credit_check._feedback import outcome_record, post_check_record
+from credit_check._lifecycle._db import open_tables
+from credit_check._lifecycle._follow import Lifecycle
+from credit_check._lifecycle._ledger import Commitment
+from credit_check._lifecycle._store import LifecycleStore
+from credit_check._lifecycle._workdays import WorkdayCalendar
 from credit_check._lookup import LookupClient
 from credit_check._metrics import Instruments, Tracer
 from credit_check._models import (
@@ -75,7 +86,7 @@ class Checker:
     ``encryption_key``, ``service_public_key``, ``feedback``, ``listed_ttl``,
     ``not_listed_ttl``, ``max_stale``, ``cache_size``, ``sync_interval``, ``verify``,
     ``ca_bundle``, ``pilot_codes``, ``ready_timeout``, ``max_data_age``,
-    ``breaker_cooldown``, …).
+    ``breaker_cooldown``, ``watch_limit``, ``lift_retention_days``, ``workdays_file``, …).
 
     Behaviour worth knowing:
 
@@ -91,6 +102,11 @@ class Checker:
       to ``max_stale`` seconds and used only while the service fails (the decision is then
       ``degraded`` and queued for a post-check). Entry periods are judged against the clock
       at every check, so a cached entry that expires stops applying at once.
+    * Decisions of an open case (and grants reported with ``watch_until``) are watched:
+      after each sync the follower process decides again those the changes touched and
+      reports what became more severe (``on_rescreen``), surfaces measures resting on an
+      entry removed as wrong, and reports commitments past their due date (see
+      docs/lifecycle.md). ``check()`` itself writes nothing for this.
     * A degraded decision is queued for a post-check (补查). Once a sync succeeds, queued
       cases are re-checked; every result is recorded as a ``post_check`` feedback record
       (so the platform sees each degraded case closed out), and ``on_post_check`` is called
@@ -108,6 +124,11 @@ class Checker:
         on_post_check: called with ``(original, new)`` when a post-check changes the
             outcome or finds a hit (in the one process of the data directory that holds
             the follower role).
+        on_rescreen: called with ``(original, new)`` in the follower process when a
+            watched decision, decided again after a sync, became more severe (or lost its
+            green channel), and when a measure it applied rests on an entry removed as
+            wrong (``new`` then shows the outcome without it). ``original`` is rebuilt
+            from the decision's record: outcome, subject, case, measures and versions.
         sender: (also a setting, ``CREDIT_CHECK_SENDER``) how this process takes part in
             delivering the data directory's feedback while it holds the sender role:
             ``"process"`` (the default: in a child process, so delivery never holds the
@@ -148,6 +169,10 @@ class Checker:
         max_data_age: float | None = None,
         breaker_cooldown: float | None = None,
         on_post_check: Callable[[Decision, Decision], None] | None = None,
+        on_rescreen: Callable[[Decision, Decision], None] | None = None,
+        watch_limit: int | None = None,
+        lift_retention_days: float | None = None,
+        workdays_file: str | os.PathLike[str] | None = None,
         clock: Callable[[], dt.datetime] | None = None,
         start: bool = True,
         sender: bool | str | None = None,
@@ -168,7 +193,9 @@ class Checker:
             "pilot_codes": tuple(pilot_codes) if isinstance(pilot_codes, (list, set, frozenset))
             else pilot_codes,
             "ready_timeout": ready_timeout, "max_data_age": max_data_age,
-            "breaker_cooldown": breaker_cooldown, "region": region,
+            "breaker_cooldown": breaker_cooldown, "watch_limit": watch_limit,
+            "lift_retention_days": lift_retention_days, "workdays_file": workdays_file,
+            "region": region,
             "shadow_catalog": os.fspath(shadow_catalog)
             if isinstance(shadow_catalog, (str, os.PathLike)) else None,
         }
@@ -206,6 +233,7 @@ class Checker:
         self._tracer: Tracer | None = None
         self._queue: PostCheckQueue | PgPostCheckQueue | None = None
         self._records: Records | None = None
+        self._lifecycle: Lifecycle | None = None
         self._sender_process: SenderProcess | None = None
         try:
             store = DataDir(settings.data_dir)
@@ -249,6 +277,18 @@ class Checker:
                 record=self._record_post_check if self._outbox is not None else None,
                 role=self._records.follower, on_post_check=on_post_check,
             )
+            if self._outbox is not None:  # watches are made from the decision records
+                workdays = settings.workdays_file or store.file("workdays.json")
+                self._lifecycle = Lifecycle(
+                    store=LifecycleStore(open_tables(store.path, self._records.db), cipher),
+                    outbox=self._outbox, engine=self._engine, syncer=self._syncer,
+                    role=self._records.follower, department=self._department,
+                    clock=self._clock, on_rescreen=on_rescreen,
+                    watch_limit=settings.watch_limit,
+                    lift_retention=settings.lift_retention_days * 86400.0,
+                    calendar=WorkdayCalendar(Path(workdays) if settings.workdays_file
+                                             or Path(workdays).exists() else None),
+                    counted=self._count_rescreen)
         except BaseException:
             self._release()
             raise
@@ -458,8 +498,14 @@ class Checker:
     # -- feedback ----------------------------------------------------------------------
 
     def report(self, decision_id: str, result: str, note: str | None = None,
-               operator: str | None = None, *, connection: Any = None) -> str:
+               operator: str | None = None, *, connection: Any = None,
+               watch_until: dt.datetime | dt.date | None = None) -> str:
         """Report the case outcome for a decision (执行反馈), e.g. ``result="rejected"``.
+
+        A final result (``approved``, ``granted``, ``rejected``, ``refused``,
+        ``withdrawn``, ``closed``, …) ends the decision's watch; ``watch_until`` keeps a
+        grant (an honour, a subsidy, a licence) watched until then instead, so a listing
+        in that period is re-screened and reported.
 
         Args:
             connection: with an outbox in PostgreSQL (``CREDIT_CHECK_OUTBOX_URL``), the
@@ -467,14 +513,19 @@ class Checker:
                 transaction the outcome record joins: it is kept if and only if that
                 transaction commits, with the case's own change.
 
+            watch_until: watch the decision until this moment (a date means its end of
+                day, China Standard Time).
+
         Returns:
             The id of the outcome feedback record.
 
         Raises:
             UnknownDecision: this checker's outbox has no such decision (or feedback is off).
             ConfigurationError: ``connection`` with an outbox in the data directory.
+            InvalidArgument: ``watch_until`` is not a date or time, or is in the past.
             OutboxError: the record could not be stored.
         """
+        until = self._watch_until(watch_until)
         if connection is not None and not isinstance(self._outbox, PgOutbox):
             raise ConfigurationError(
                 "report(connection=...) writes the outcome record in your transaction, so "
@@ -497,7 +548,116 @@ class Checker:
         else:
             self._outbox.write(record)
         record_id: str = record.record_id
+        if self._lifecycle is not None:
+            try:
+                self._lifecycle.reported(original.model_dump(mode="json"), result, until)
+            except OutboxError as exc:
+                # The outcome is recorded (the platform has it); only following it failed.
+                logger.error("the outcome %s of decision %s is recorded, but its watch could "
+                             "not be updated: %s", record_id, decision_id, exc)
         return record_id
+
+    def _count_rescreen(self, changed: bool) -> None:
+        if self._metrics is not None:
+            self._metrics.rescreens.labels(str(changed).lower()).inc()
+
+    def _watch_until(self, value: dt.datetime | dt.date | None) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, dt.datetime):
+            until = value if value.tzinfo else value.replace(tzinfo=CST)
+        elif isinstance(value, dt.date):
+            until = dt.datetime.combine(value + dt.timedelta(days=1), dt.time(), CST)
+        else:
+            raise InvalidArgument(f"report(watch_until): a date or datetime, not "
+                                  f"{type(value).__name__}")
+        if until <= self._clock():
+            raise InvalidArgument(f"report(watch_until): {value} is in the past")
+        return until
+
+    # -- the case lifecycle (事中) -------------------------------------------------------
+
+    def _follow_up(self, what: str) -> Lifecycle:
+        if self._lifecycle is None:
+            raise UnknownDecision(f"{what}: feedback is off (feedback=False), so no decision "
+                                  "is recorded to follow")
+        return self._lifecycle
+
+    def close_case(self, case_id: str) -> int:
+        """The case is finished: its decisions are no longer watched (a grant watched until
+        a date with ``report(watch_until=…)`` stays watched). Decisions that applied a
+        measure are kept ``lift_retention_days`` so a measure resting on an entry later
+        removed as wrong is still surfaced.
+
+        Returns:
+            How many watched decisions were closed (decisions not yet indexed are closed
+            as they are).
+
+        Raises:
+            InvalidArgument: ``case_id`` is empty.
+            OutboxError: the watch list cannot be written.
+        """
+        if not isinstance(case_id, str) or not case_id.strip():
+            raise InvalidArgument("close_case(case_id): give the case (办件) id")
+        return self._follow_up("close_case()").close_case(case_id)
+
+    def commit(self, decision_id: str, items: Iterable[str], *,
+               due: dt.date | str | None = None, working_days: int | None = None,
+               operator: str | None = None) -> Commitment:
+        """Record a commitment (信用承诺) made on a decision: materials to supply by a
+        deadline under 容缺受理, or undertakings under 告知承诺. A ``commitment`` record
+        goes to the platform; one still open the day after its due date is reported
+        ``commitment_breached`` (违诺) by the follower, once.
+
+        Args:
+            decision_id: a green_channel or allow decision of this data directory.
+            items: what is committed, e.g. the missing materials.
+            due: the last day (a date or ``YYYY-MM-DD``); or
+            working_days: working days from today on the official calendar (调休 and
+                holidays counted; ``provisional`` when that year's schedule is unknown).
+            operator: who recorded it.
+
+        Raises:
+            UnknownDecision: no such decision.
+            InvalidArgument: a bad argument, or a decision that excludes commitments.
+            OutboxError: the record could not be stored.
+        """
+        lifecycle = self._follow_up("commit()")
+        assert self._outbox is not None
+        original = self._outbox.decision(decision_id)
+        if original is None:
+            raise UnknownDecision(f"decision {decision_id!r} was not made by this checker")
+        return lifecycle.ledger.commit(original.model_dump(mode="json"), items, due=due,
+                                       working_days=working_days, operator=operator)
+
+    def fulfil(self, commitment_id: str, items: Iterable[str],
+               operator: str | None = None) -> Commitment:
+        """Materials received (or undertakings met) for a commitment; it is fulfilled once
+        every item is in. Records ``commitment_fulfilled``.
+
+        Raises:
+            UnknownCommitment: no such commitment.
+            InvalidArgument: an item that is not the commitment's, or it is closed.
+            OutboxError: the record could not be stored.
+        """
+        return self._follow_up("fulfil()").ledger.fulfil(commitment_id, items, operator)
+
+    def waive(self, commitment_id: str, reason: str, operator: str | None = None
+              ) -> Commitment:
+        """The department no longer requires a commitment; records ``commitment_waived``
+        with the reason.
+
+        Raises:
+            UnknownCommitment: no such commitment.
+            InvalidArgument: no reason, or the commitment is closed.
+            OutboxError: the record could not be stored.
+        """
+        return self._follow_up("waive()").ledger.waive(commitment_id, reason, operator)
+
+    def commitments(self, subject: Subject | str | None = None) -> list[Commitment]:
+        """The commitments of this data directory (of one subject), oldest first."""
+        wanted = self._subject(subject).id if subject is not None else None
+        return self._follow_up("commitments()").ledger.list(wanted)
 
     def checks_for_case(self, case_id: str) -> list[FeedbackRecord]:
         """Every feedback record kept for a case, oldest first (the query record)."""
@@ -543,6 +703,8 @@ class Checker:
     def _after_sync(self) -> None:
         self._shadow_on = self._shadow.active  # a staged catalogue came or went
         self._post_checks.run()
+        if self._lifecycle is not None:
+            self._lifecycle.after_sync()
 
     @property
     def ready(self) -> bool:
@@ -566,6 +728,13 @@ class Checker:
         last = max((e for e in errors if e[1]), default=(0.0, None))[1]
         outbox = self._outbox.status() if self._outbox is not None else None
         assert self._queue is not None
+        follow: dict[str, Any] = {}
+        if self._lifecycle is not None:
+            counts = self._lifecycle.store.counts()
+            follow = {"watched": counts["watched"],
+                      "watch_refused": int(self._lifecycle.store.meta("refused") or 0),
+                      "commitments_open": counts["commitments_open"],
+                      "commitments_breached": counts["commitments_breached"]}
         return CheckerStatus(
             ready=self.ready,
             snapshot_version=snapshot.version if snapshot is not None else None,
@@ -580,6 +749,7 @@ class Checker:
             sender_pid=outbox.sender_pid if outbox is not None else None,
             post_check_set_aside=self._queue.set_aside_count(),
             **data_status(syncer, engine, self._transport),
+            **follow,
             **self._shadow.report(),
         )
 
@@ -611,6 +781,8 @@ class Checker:
         if self._queue is not None:
             self._queue.reset_lock()
         self._post_checks.reset_lock()
+        if self._lifecycle is not None:
+            self._lifecycle.reset_lock()
         if self._started and not self._closed:
             self._start_threads()
 
@@ -631,6 +803,11 @@ class Checker:
             # Our journal first, so the sender process imports all of it before it stops.
             self._outbox.journal.close()
             self._sender_process.close(timeout)
+        if self._lifecycle is not None:
+            self._lifecycle.store.tables.close()
+        if self._records is not None:
+            # A closed checker follows no more: another process of the directory takes over.
+            self._records.follower.release()
         if self._outbox is not None:
             self._outbox.close(max(0.0, deadline - time.monotonic()))
         if self._records is not None:

@@ -61,6 +61,11 @@ class CheckerStatus:
         shadow_errors: shadow decisions that failed (logged; the live decision stands).
         shadow_changes: the differences by ``"live->shadow"`` outcome.
         shadow_diff_sample: the latest differences (at most 50), subjects masked.
+        watched: decisions watched now (open cases and grants; None without feedback).
+        watch_refused: decisions not watched because the watch list was full (an error:
+            raise ``watch_limit`` or close finished cases).
+        commitments_open: commitments not yet fulfilled, waived or breached.
+        commitments_breached: commitments reported breached (违诺).
     """
 
     ready: bool
@@ -94,6 +99,10 @@ class CheckerStatus:
     shadow_errors: int = 0
     shadow_changes: dict[str, int] = field(default_factory=dict)
     shadow_diff_sample: tuple[dict[str, Any], ...] = ()
+    watched: int | None = None
+    watch_refused: int = 0
+    commitments_open: int = 0
+    commitments_breached: int = 0
 
 
 class DecisionGroup(Sequence[Decision]):

@@ -24,6 +24,8 @@ _COMMANDS = {
     "demo": "credit_check._demo:run",
     "outbox": "credit_check._outbox._cli:outbox",
     "catalog": "credit_check._cli_catalog:catalog",
+    "cases": "credit_check._lifecycle._cli:cases",
+    "commitments": "credit_check._lifecycle._cli:commitments",
     "receipt": "credit_check._cli_receipt:receipt",
     # commands with sub-commands: "command sub-command"
     "report case": "credit_check._cli_report:case",
@@ -146,6 +148,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="salvage: another encryption key to try (the key of the time)")
     p.add_argument("--timeout", type=float, default=30.0,
                    help="flush: seconds to try; run: seconds to deliver on stop")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("cases", help="watched cases, and those a re-screen changed or "
+                                     "found resting on an entry removed as wrong")
+    p.add_argument("--changed", action="store_true",
+                   help="cases whose outcome became more severe after a sync")
+    p.add_argument("--lift", action="store_true",
+                   help="decisions whose measures rest on entries removed as wrong")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("commitments", help="the commitment ledger (信用承诺)")
+    p.add_argument("--subject", metavar="ID", help="only this subject's commitments")
     p.add_argument("--json", action="store_true", help="print as JSON")
 
     p = sub.add_parser("receipt", help="check a receipt (查询凭证) offline")

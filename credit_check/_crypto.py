@@ -214,6 +214,7 @@ class FieldCipher:
                 "python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
             )
         self._aead = AESGCM(key)
+        self._hash_key = hmac.new(key, b"credit-check/keyed-hash/v1", hashlib.sha256).digest()
 
     @classmethod
     def from_text(cls, text: str) -> FieldCipher:
@@ -233,6 +234,12 @@ class FieldCipher:
         if nonce is None:
             nonce = os.urandom(12)
         return nonce + self._aead.encrypt(nonce, plaintext, associated)
+
+    def keyed_hash(self, label: str, value: str) -> bytes:
+        """A deterministic 16-byte HMAC of ``value`` under a key derived from this one: an
+        index column that finds a row by an identifier without storing it in clear."""
+        return hmac.new(self._hash_key, f"{label}\n{value}".encode(),
+                        hashlib.sha256).digest()[:16]
 
     def decrypt(self, blob: bytes, associated: bytes = b"") -> bytes:
         try:

@@ -602,6 +602,18 @@ class Engine:
             answers[sid] = _Answer(answer)
         return answers, None
 
+    def refresh(self, ids: Iterable[str]) -> dict[str, SubjectLookup]:
+        """Look ``ids`` up now, one round trip per batch, and renew their cached answers:
+        a re-screen must not decide on an answer cached before the change it follows.
+
+        Raises:
+            ServiceError: the service cannot answer.
+        """
+        fresh = self._lookup.lookup_many(list(dict.fromkeys(ids)))
+        for sid, answer in fresh.items():
+            self._cache.put(sid, answer)
+        return fresh
+
     def _signed(self, ids: list[str]) -> dict[str, _Answer]:
         """Signed answers for ``ids``, each receipt verified against the service key and
         against its answer before anything uses it.

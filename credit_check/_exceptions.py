@@ -10,7 +10,9 @@
     │   └── InvalidServiceData               an answer that does not validate, or a bad signature
     │       └── InvalidReceipt                a receipt that is malformed or does not verify
     ├── OutboxError                          the feedback outbox cannot store or read a record
-    └── UnknownDecision (also KeyError)      report() named a decision this checker never made
+    ├── UnknownDecision (also KeyError)      report() named a decision this checker never made
+    ├── UnknownCommitment (also KeyError)    fulfil()/waive() named a commitment not on record
+    └── InvalidArgument (also ValueError)    a call's argument is malformed (which, what to do)
 """
 
 from __future__ import annotations
@@ -88,6 +90,18 @@ class UnknownDecision(CreditCheckError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown decision"
+
+
+class UnknownCommitment(CreditCheckError, KeyError):
+    """``fulfil()`` or ``waive()`` named a commitment id that the ledger does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown commitment"
+
+
+class InvalidArgument(CreditCheckError, ValueError):
+    """An argument of a call is malformed or not allowed here; the message names it and
+    says what to give instead."""
 
 
 class InvalidReceipt(InvalidServiceData):

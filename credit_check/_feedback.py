@@ -69,6 +69,15 @@ def _build(**fields: object) -> FeedbackRecord:
         ) from None
 
 
+def build_record(**fields: object) -> FeedbackRecord:
+    """A record validated from its fields (any kind).
+
+    Raises:
+        OutboxError: a field is invalid; the message names it (never its value).
+    """
+    return _build(**fields)
+
+
 def decision_record(decision: Decision, *, department: str) -> FeedbackRecord:
     """The ``decision`` record written for every check.
 

@@ -22,6 +22,7 @@ from pydantic import (
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 from credit_check._catalog import Catalog as Catalog
@@ -328,6 +329,22 @@ class FeedbackKind(enum.StrEnum):
     DECISION = "decision"
     OUTCOME = "outcome"
     POST_CHECK = "post_check"
+    # Protocol v1.1 (DESIGN §9.6): sent only to a service that lists them.
+    RESCREEN = "rescreen"
+    COMMITMENT = "commitment"
+    COMMITMENT_FULFILLED = "commitment_fulfilled"
+    COMMITMENT_WAIVED = "commitment_waived"
+    COMMITMENT_BREACHED = "commitment_breached"
+    CASE_OPENED = "case_opened"
+
+
+# The record kinds of protocol v1, which every service accepts.
+V1_KINDS = frozenset({"decision", "outcome", "post_check"})
+_COMMITMENT_KINDS = frozenset({"commitment", "commitment_fulfilled", "commitment_waived",
+                               "commitment_breached"})
+# Fields of the v1.1 record kinds: left out of a record's JSON when None, so records of
+# the v1 kinds keep exactly the shape a v1 service accepts.
+LIFECYCLE_FIELDS = ("lift", "lifted_entries", "commitment_id", "items", "due", "provisional")
 
 
 class FeedbackSubject(BaseModel):
@@ -377,14 +394,17 @@ class FeedbackRecord(BaseModel):
     hmac: str = Field(default="", max_length=128)
     # The decision's receipt (§9.4), as JSON; a record without one has no such member.
     receipt: dict[str, Any] | None = None
-
-    @model_serializer(mode="wrap")
-    def _without_absent_receipt(self, handler: SerializerFunctionWrapHandler) -> Any:
-        # Records without a receipt keep the exact form (and HMAC) they always had.
-        data = handler(self)
-        if isinstance(data, dict) and data.get("receipt", 0) is None:
-            del data["receipt"]
-        return data
+    # v1.1 kinds only (see LIFECYCLE_FIELDS): a re-screen's lift flag and the entries
+    # removed as wrong; a commitment's id, items, due date (China Standard Time) and
+    # whether that date rests on a working-day schedule not yet published.
+    lift: bool | None = None
+    lifted_entries: list[Annotated[str, Field(min_length=1, max_length=128)]] | None = \
+        Field(default=None, max_length=100)
+    commitment_id: str | None = Field(default=None, min_length=1, max_length=64)
+    items: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = \
+        Field(default=None, max_length=50)
+    due: dt.date | None = None
+    provisional: bool | None = None
 
     @field_validator("record_id", "decision_id")
     @classmethod
@@ -392,5 +412,40 @@ class FeedbackRecord(BaseModel):
         if not value.isprintable():
             raise ValueError("must be printable")
         return value
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> FeedbackRecord:
+        kind = self.kind.value
+        if kind == "rescreen":
+            if self.lift is None or self.previous_outcome is None:
+                raise ValueError("a rescreen record needs lift and previous_outcome")
+            if self.lift and not self.lifted_entries:
+                raise ValueError("a rescreen record with lift: true names lifted_entries")
+        elif self.lift is not None or self.lifted_entries is not None:
+            raise ValueError(f"lift and lifted_entries belong to rescreen records, not {kind}")
+        if kind in _COMMITMENT_KINDS:
+            if self.commitment_id is None:
+                raise ValueError(f"a {kind} record needs commitment_id")
+            if kind in ("commitment", "commitment_breached") and (
+                    not self.items or self.due is None or self.provisional is None):
+                raise ValueError(f"a {kind} record needs items, due and provisional")
+            if kind == "commitment_fulfilled" and not self.items:
+                raise ValueError("a commitment_fulfilled record needs the items received")
+        elif any(getattr(self, f) is not None for f in
+                 ("commitment_id", "items", "due", "provisional")):
+            raise ValueError(f"commitment_id, items, due and provisional belong to commitment "
+                             f"records, not {kind}")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_absent(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # Records without a receipt, and of the v1 kinds, keep the exact form (and HMAC)
+        # they always had: the optional members of later protocol versions are left out.
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in ("receipt", *LIFECYCLE_FIELDS):
+                if data.get(name, 0) is None:
+                    del data[name]
+        return data
 
 

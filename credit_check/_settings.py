@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     # A catalogue to run in shadow (a JSON file), or "off"; unset: the service's staged
     # catalogue, when it stages one, is run in shadow.
     shadow_catalog: str | None = None
+    # The case lifecycle (事中): the most open watches; how long a decision that applied a
+    # measure is kept for lifting; the operator's working-day schedule (default: the data
+    # directory's workdays.json when it exists).
+    watch_limit: int = Field(default=1_000_000, ge=1)
+    lift_retention_days: float = Field(default=365.0, gt=0, allow_inf_nan=False)
+    workdays_file: Path | None = None
 
     @classmethod
     def settings_customise_sources(

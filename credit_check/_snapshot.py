@@ -51,6 +51,19 @@ class Signed:
 
 
 @dataclass(frozen=True, slots=True)
+class Hints:
+    """What an answer says about the change it brings, for re-screening (DESIGN §9.3):
+    ``full`` for a full answer (everything may have changed), else the delta's ``since``,
+    the prefixes it touched (added, removed, and — when signed — ``changed``) and the
+    entries it lifted (signed only)."""
+
+    full: bool
+    since: int | None = None
+    prefixes: frozenset[int] = frozenset()
+    lifted: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotState:
     """One verified version of the prefix set. Immutable: updates build a new state."""
 
@@ -62,6 +75,8 @@ class SnapshotState:
     signed: Signed | None = None
     # What a local decision on this state keeps as its receipt (one object per state).
     header: SnapshotHeader | None = field(default=None, compare=False)
+    # What the answer that produced this state changed (None for a state loaded from disk).
+    hints: Hints | None = field(default=None, compare=False)
 
     @classmethod
     def empty(cls) -> SnapshotState:
@@ -130,7 +145,8 @@ class SnapshotState:
             if actual != checksum:
                 raise InvalidServiceData(f"snapshot version {version}: checksum mismatch")
             return SnapshotState(version, checksum, signature, prefixes, signed,
-                                 _header(key, version, checksum, signature, signed))
+                                 _header(key, version, checksum, signature, signed),
+                                 Hints(True))
         since = body.get("since")
         if since != self.version:
             raise InvalidServiceData(
@@ -144,8 +160,14 @@ class SnapshotState:
             raise SnapshotChecksumMismatch(
                 f"snapshot delta {since}→{version}: the resulting set's checksum does not match"
             )
+        touched = frozenset(added).union(removed)
+        lifted: tuple[str, ...] = ()
+        if signed is not None:  # changed and lifted are bound by signature_v2 only
+            touched = touched.union(unpack(_field_bytes(body, "changed")))
+            lifted = tuple(body.get("lifted", ()))
         return SnapshotState(version, checksum, signature, prefixes, signed,
-                             _header(key, version, checksum, signature, signed))
+                             _header(key, version, checksum, signature, signed),
+                             Hints(False, since, touched, lifted))
 
     def save(self, path: Path) -> None:
         """Write the state atomically (mode 0600) in a format :meth:`load` re-verifies."""

@@ -93,16 +93,21 @@ def test_each_decision_is_committed_sealed_before_check_returns(
     # Read and reported from another host: the record is the same as the local outbox's.
     other = make_checker("b", sender=False)
     outcome_id = other.report(d.decision_id, result="rejected", note="refused")
-    trail = other.checks_for_case("PG-1")
+    # The follower may have opened the case's follow-up when its first sync ended after
+    # the check: a case_opened record (docs/lifecycle.md), left aside here.
+    everything = other.checks_for_case("PG-1")
+    opened = sum(r.kind is FeedbackKind.CASE_OPENED for r in everything)
+    trail = [r for r in everything if r.kind is not FeedbackKind.CASE_OPENED]
     assert [r.kind for r in trail] == [FeedbackKind.DECISION, FeedbackKind.OUTCOME]
     assert trail[0].subject.id == PERSON and trail[1].record_id == outcome_id
-    assert checker.status().outbox_pending == 2
+    assert checker.status().outbox_pending == 2 + opened
     # Any host's sender delivers every host's records, once.
     deliverer = make_checker("c")
     assert deliverer._outbox is not None and deliverer._outbox.sender is not None
     assert deliverer._outbox.sender.flush(30)
     got = [r for r in received(sandbox) if r["decision_id"] == d.decision_id]
-    assert sorted(r["kind"] for r in got) == ["decision", "outcome"]
+    assert sorted(r["kind"] for r in got if r["kind"] != "case_opened") == ["decision",
+                                                                             "outcome"]
     assert checker.status().outbox_pending == 0
 
 
@@ -151,7 +156,8 @@ def test_an_outcome_reported_in_the_callers_transaction_commits_or_rolls_back_wi
         conn.rollback()
         kinds = [(r[1], r[0]) for r in outbox_rows(pg_url)]
         assert ("outcome", rolled) not in kinds
-        assert [k for k, _ in kinds] == ["decision", "decision"]
+        # (The follower may have opened the case's follow-up meanwhile: case_opened.)
+        assert [k for k, _ in kinds if k != "case_opened"] == ["decision", "decision"]
         assert any(r[2] == inner.decision_id for r in outbox_rows(pg_url))
 
         conn.execute("UPDATE cases SET status = 'refused' WHERE case_id = 'PG-3'")

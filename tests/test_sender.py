@@ -364,3 +364,63 @@ def test_a_forked_child_restarts_its_own_sender_thread(
         assert s._thread is not None and s._thread.is_alive()
     finally:
         s.close(1.0)
+
+
+def _commitment_record(decision_id: str) -> dict[str, Any]:
+    record = decision_record(make_decision(decision_id=decision_id), department="d")
+    data = record.model_dump(mode="json")
+    data.update(record_id=f"commit-{decision_id}", kind="commitment", commitment_id="c-1",
+                items=["设备清单"], due="2025-10-14", provisional=False)
+    return data
+
+
+def test_a_kind_the_service_does_not_list_stays_pending_and_is_reported(
+    outbox: Outbox, transport: Transport, caplog: pytest.LogCaptureFixture
+) -> None:
+    kinds = ["decision", "outcome", "post_check"]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        service = Service(rsps)
+        rsps.add_callback(responses.GET, BASE + "/v1/capabilities", callback=lambda r: (
+            200, {}, json.dumps({"protocol": "1.1", "record_kinds": kinds})))
+        decision_id = write(outbox, 1)
+        outbox.write(_commitment_record("held-1"))
+        s = sender(outbox, transport)
+        with caplog.at_level(logging.WARNING, "credit_check.outbox"):
+            assert s.flush(2.0)  # nothing the service takes is left
+        assert service.sent == [decision_id]
+        assert outbox.status().pending == 1 and s.held == 1
+        assert "1 records are kept pending" in caplog.text and "commitment" not in kinds
+        # The service learns the kind: the record goes out at the next look.
+        kinds.append("commitment")
+        s._kinds_at = s._looked_at = float("-inf")  # as a minute later
+        assert s.flush(2.0)
+        s.close()
+    assert service.sent == [decision_id, "commit-held-1"]
+    assert outbox.status().pending == 0
+
+
+def test_no_capabilities_call_while_only_v1_kinds_are_pending(
+    outbox: Outbox, transport: Transport
+) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        service = Service(rsps)
+        rsps.add(responses.GET, BASE + "/v1/capabilities", status=404)
+        ids = fill(outbox, 3)
+        s = sender(outbox, transport)
+        assert s.flush(2.0)
+        s.close()
+        paths = [c.request.path_url for c in rsps.calls]
+    assert service.sent == ids and "/v1/capabilities" not in paths
+
+
+def test_a_v1_service_gets_only_the_v1_kinds(outbox: Outbox, transport: Transport) -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        service = Service(rsps)
+        rsps.add(responses.GET, BASE + "/v1/capabilities", status=404)
+        decision_id = write(outbox, 1)
+        outbox.write(_commitment_record("held-2"))
+        s = sender(outbox, transport)
+        assert s.flush(2.0)
+        s.close()
+    assert service.sent == [decision_id]
+    assert outbox.status().pending == 1

@@ -205,6 +205,20 @@ class Outbox:
         records += [model(data, mac) for mac, data in pending if data["record_id"] not in seen]
         return records
 
+    def followed(self, after: int, limit: int = 5000) -> tuple[int, list[dict[str, Any]]]:
+        """Records a case follow-up reads (see ``Store.followed_rows``) stored after
+        ``after``, then — once those are read — the ones still in journals (again at every
+        call until imported); the new position and the records' JSON forms."""
+        rows = self.store.followed_rows(after, limit)
+        found = [json.loads(body) for _, _, body in rows]
+        position = rows[-1][0] if rows else after
+        if len(rows) < limit:
+            found += [data for _, data in self._unimported()
+                      if data.get("kind") in ("decision", "post_check") and (
+                          (data.get("transaction") or {}).get("case_id") is not None
+                          or data.get("outcome") in ("deny", "review", "restrict"))]
+        return position, found
+
     def status(self) -> OutboxStatus:
         """Counts, the oldest pending record's age, dead letters, set-aside records,
         journal backlog, damaged copies and the sender's pid."""

@@ -191,6 +191,22 @@ class PgOutbox:
                                "case_id = ? ORDER BY seq", (case_id,))
         return [model(json.loads(self.store.plain(rid, blob)), mac) for rid, mac, blob in rows]
 
+    # Sequence numbers are taken at INSERT and commits may land out of their order: each
+    # read looks this many back again (reading a record twice is harmless to the reader).
+    FOLLOW_REWIND = 1000
+
+    def followed(self, after: int, limit: int = 5000) -> tuple[int, list[dict[str, Any]]]:
+        """Records a case follow-up reads — decisions and post-checks of a case, or that
+        applied a measure — stored after ``after`` (less FOLLOW_REWIND); the new position
+        and the records' JSON forms."""
+        rows = self.store.rows(
+            "read records", f"SELECT seq, record_id, body FROM {TABLE} WHERE seq > ? AND "  # noqa: S608
+            "kind IN ('decision', 'post_check') AND (case_id IS NOT NULL OR outcome IN "
+            "('deny', 'review', 'restrict')) ORDER BY seq LIMIT ?",
+            (max(0, after - self.FOLLOW_REWIND), limit))
+        found = [json.loads(self.store.plain(rid, blob)) for _, rid, blob in rows]
+        return max([after, *(int(r[0]) for r in rows)]), found
+
     def status(self) -> OutboxStatus:
         """Counts, the oldest pending record's age, dead letters, set-aside records and
         the sender's database session."""

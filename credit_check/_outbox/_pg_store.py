@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from credit_check._crypto import FieldCipher
 from credit_check._exceptions import ConfigurationError, CreditCheckError, OutboxError
-from credit_check._outbox._types import DEAD, DELIVERED, PENDING, UNDECRYPTABLE, Claimed
+from credit_check._outbox._types import (
+    DEAD,
+    DELIVERED,
+    PENDING,
+    UNDECRYPTABLE,
+    Claimed,
+    kinds_clause,
+)
 from credit_check._pg import Conn, Database, lock_key
 
 logger = logging.getLogger("credit_check.outbox")
@@ -181,24 +188,27 @@ class PgDeliveryStore:
                          "AND next_attempt_at <= ?", (time.time(),))
         return int(rows[0][0])
 
-    def pending_count(self) -> int:
+    def pending_count(self, kinds: Collection[str] | None = None) -> int:
+        only, args = kinds_clause(kinds)
         rows = self.rows("count records",
-                         f"SELECT COUNT(*) FROM {TABLE} WHERE state = 0", ())  # noqa: S608
+                         f"SELECT COUNT(*) FROM {TABLE} WHERE state = 0" + only, args)  # noqa: S608
         return int(rows[0][0])
 
     # -- delivery (the sender) ---------------------------------------------------------
 
     def claim(self, limit: int, *, lease: float = 0.0, owner: str = "",
-              after: int = 0) -> list[Claimed]:
-        """The oldest ``limit`` due pending records, ready to send. One process holds the
-        sender role, so nothing is written to take them; a record that does not decrypt
-        is set aside (an ERROR, counted) rather than sent or lost."""
+              after: int = 0, kinds: Collection[str] | None = None) -> list[Claimed]:
+        """The oldest ``limit`` due pending records with a ``seq`` above ``after``, ready to
+        send (only of ``kinds`` if given). One process holds the sender role, so nothing
+        is written to take them; a record that does not decrypt is set aside (an ERROR,
+        counted) rather than sent or lost."""
         from credit_check._outbox._codec import with_hmac
 
+        only, args = kinds_clause(kinds)
         rows = self.rows("claim records",
                          f"SELECT seq, record_id, hmac, body FROM {TABLE} WHERE state = 0 "  # noqa: S608
-                         "AND seq > ? AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
-                         (after, time.time(), limit))
+                         "AND seq > ? AND next_attempt_at <= ?" + only + " ORDER BY seq LIMIT ?",
+                         (after, time.time(), *args, limit))
         claimed, broken = [], []
         for seq, record_id, mac, blob in rows:
             try:

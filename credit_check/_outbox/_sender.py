@@ -29,9 +29,11 @@ from credit_check._datadir import write_private
 from credit_check._exceptions import (
     InvalidServiceData,
     OutboxError,
+    ServiceError,
     ServiceRejected,
     ServiceUnavailable,
 )
+from credit_check._models import V1_KINDS
 from credit_check._outbox._importer import Importer
 from credit_check._outbox._journal import unimported_bytes
 from credit_check._outbox._pg_store import NewRecords, PgDeliveryStore
@@ -44,6 +46,8 @@ from credit_check._transport import Transport, retry_after_seconds
 logger = logging.getLogger("credit_check.outbox")
 
 MAX_BATCH = 500  # the protocol's limit per POST /v1/feedback
+# How often the record kinds the service accepts are read again (GET /v1/capabilities).
+KINDS_REFRESH = 60.0
 MAX_RETRY_AFTER = 600.0
 ROLE_RETRY = 1.0
 # 4xx answers that say nothing about the records themselves: keep them and retry later.
@@ -159,6 +163,10 @@ class Sender:
         self._in_flight = 0
         self._pause_until = 0.0
         self._last_checkpoint = self._last_prune = self._last_reap = self._last_state = 0.0
+        # The record kinds the service accepts (§9.0); others stay pending, reported.
+        self._kinds: frozenset[str] | None = None
+        self._kinds_at = self._looked_at = float("-inf")
+        self.held = 0
 
     def _check_fork(self) -> None:
         if self._pid != os.getpid():
@@ -219,7 +227,56 @@ class Sender:
     def _pending(self) -> int:
         backlog = (unimported_bytes(self._journal_dir, self._store)
                    if self._journal_dir is not None else 0)
-        return self._store.pending_count() + (1 if backlog else 0)
+        return self._store.pending_count(self.accepted_kinds()) + (1 if backlog else 0)
+
+    def accepted_kinds(self) -> frozenset[str]:
+        """The record kinds the service accepts: its ``record_kinds`` (v1.1), the v1 kinds
+        from a v1 service. Records of other kinds stay pending and are reported (DESIGN
+        §9.0). The service is asked only while records of kinds beyond v1 are pending (a
+        local count, at most once a second), and then at most every KINDS_REFRESH seconds,
+        so a deployment that writes none makes no call for it."""
+        now = time.monotonic()
+        if now - self._kinds_at < KINDS_REFRESH or now - self._looked_at < 1.0:
+            return self._kinds or V1_KINDS
+        self._looked_at = now
+        try:
+            beyond = self._store.pending_count() - self._store.pending_count(V1_KINDS)
+        except OutboxError as exc:
+            logger.warning("feedback outbox: %s", exc)
+            return self._kinds or V1_KINDS
+        if not beyond:
+            return self._kinds or V1_KINDS
+        self._kinds_at = now
+        try:
+            resp = self._transport.request("GET", "/v1/capabilities", ok=(200, 404), retries=0)
+        except ServiceError as exc:  # delivery will say what is wrong; ask again later
+            logger.debug("feedback outbox: cannot read the service's record kinds: %s", exc)
+            return self._kinds or V1_KINDS
+        listed = resp.body.get("record_kinds") if resp.status == 200 and isinstance(
+            resp.body, dict) else None
+        before = self._kinds or V1_KINDS
+        self._kinds = V1_KINDS | frozenset(
+            k for k in (listed if isinstance(listed, list) else ()) if isinstance(k, str))
+        if self._kinds != before:
+            # Records held back may now go, and they lie before the cursor: claim again
+            # from the start (batches claimed meanwhile are void, as after a failure).
+            with self._pipe_lock:
+                self._generation += 1
+                self._cursor = 0
+        self._report_held(self._kinds)
+        return self._kinds
+
+    def _report_held(self, kinds: frozenset[str]) -> None:
+        try:
+            self.held = self._store.pending_count() - self._store.pending_count(kinds)
+        except OutboxError as exc:
+            logger.warning("feedback outbox: %s", exc)
+            return
+        if self.held:
+            logger.warning("feedback outbox: %d records are kept pending because the list "
+                           "service does not accept their kind (it lists %s in GET "
+                           "/v1/capabilities); they are delivered once it does",
+                           self.held, ", ".join(sorted(kinds)))
 
     def close(self, timeout: float = 5.0) -> None:
         """Deliver for at most ``timeout`` seconds (if this process is the sender), stop the
@@ -305,10 +362,11 @@ class Sender:
         waited = self._waiting_since is not None and now - self._waiting_since >= self._max_delay
         if not (flush or self._due or waited or self._unsent >= self._batch_size):
             return 0  # let a batch fill up (or its first record wait max_delay)
+        kinds = self.accepted_kinds()
         with self._pipe_lock:
             generation, after = self._generation, self._cursor
         try:
-            batch = self._store.claim(self._batch_size, after=after)
+            batch = self._store.claim(self._batch_size, after=after, kinds=kinds)
         except OutboxError as exc:
             logger.warning("feedback outbox: cannot claim records: %s", exc)
             raise _Backoff(self._next_delay()) from exc

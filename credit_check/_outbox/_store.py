@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from credit_check._outbox._types import (
     SCHEMA_VERSION,
     UNDECRYPTABLE,
     Claimed,
+    kinds_clause,
     process_alive,
 )
 
@@ -325,6 +326,17 @@ class Store:
                 (case_id,)).fetchall()
         return [(mac, self._plain(rid, blob)) for rid, mac, blob in rows]
 
+    def followed_rows(self, after: int, limit: int) -> list[tuple[int, str, bytes]]:
+        """Stored records a case follow-up reads, after ``seq`` ``after``: decisions and
+        post-checks of a case, or that applied a measure. ``(seq, hmac, canonical body)``."""
+        with self._use("read records") as conn:
+            rows = conn.execute(
+                "SELECT seq, record_id, hmac, body FROM records WHERE seq > ? AND kind IN "
+                "('decision', 'post_check') AND (case_id IS NOT NULL OR outcome IN "
+                "('deny', 'review', 'restrict')) ORDER BY seq LIMIT ?",
+                (after, limit)).fetchall()
+        return [(int(seq), mac, self._plain(rid, blob)) for seq, rid, mac, blob in rows]
+
     def counts(self) -> dict[str, Any]:
         """Counts by state, the oldest pending record's time, top dead-letter reasons and
         the quarantine size."""
@@ -344,30 +356,34 @@ class Store:
                 "oldest": oldest,
                 "reasons": tuple((str(r), int(n)) for r, n in reasons)}
 
-    def pending_count(self) -> int:
-        """Records not yet acknowledged (in flight or not)."""
+    def pending_count(self, kinds: Collection[str] | None = None) -> int:
+        """Records not yet acknowledged (in flight or not); only of ``kinds`` if given."""
+        only, args = kinds_clause(kinds)
         with self._use("count records") as conn:
-            (n,) = conn.execute("SELECT COUNT(*) FROM records WHERE state = 0").fetchone()
+            (n,) = conn.execute("SELECT COUNT(*) FROM records WHERE state = 0" + only,  # noqa: S608
+                                args).fetchone()
         return int(n)
 
     # -- delivery (the sender) ---------------------------------------------------------
 
     def claim(self, limit: int, *, lease: float = 0.0, owner: str = "",
-              after: int = 0) -> list[Claimed]:
+              after: int = 0, kinds: Collection[str] | None = None) -> list[Claimed]:
         """The oldest ``limit`` due pending records, ready to send, for the sender.
 
         One process holds the sender role, so nothing is written to take them: a lease by
         another process (an older version's sender) is still respected. A record that no
         longer decrypts is set aside (an ERROR, counted as undecryptable) rather than sent
         or lost. ``after``: only records with a higher ``seq`` (those up to it are in
-        flight). ``lease`` and ``owner`` are kept for that older protocol's sake.
+        flight). With ``kinds``, records of other kinds stay pending (the service does not
+        take them). ``lease`` and ``owner`` are kept for that older protocol's sake.
         """
         now = time.time()
+        only, args = kinds_clause(kinds)
         with self._use("claim records") as conn:
             rows = conn.execute(
-                "SELECT seq, record_id, hmac, body FROM records WHERE state = 0 AND "
-                "seq > ? AND lease_until <= ? AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
-                (after, now, now, limit)).fetchall()
+                "SELECT seq, record_id, hmac, body FROM records WHERE state = 0 AND "  # noqa: S608
+                "seq > ? AND lease_until <= ? AND next_attempt_at <= ?" + only
+                + " ORDER BY seq LIMIT ?", (after, now, now, *args, limit)).fetchall()
         from credit_check._outbox._codec import with_hmac
 
         claimed, broken = [], []
@@ -469,3 +485,4 @@ class Store:
         with self._lock:
             self._closed = True
             self._drop()
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,3 +129,12 @@ def process_alive(owner: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def kinds_clause(kinds: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
+    """`` AND kind IN (?, …)`` and its arguments, for reads limited to the record kinds a
+    service accepts (nothing when ``kinds`` is None)."""
+    if kinds is None:
+        return "", ()
+    names = tuple(sorted(kinds))
+    return f" AND kind IN ({', '.join('?' * len(names)) or 'NULL'})", names

@@ -5,8 +5,10 @@ scenario and gets the decision with its reasons: green channel, accept, restrict
 or refused, each measure with its legal basis, and for a refusal how the applicant can
 object or apply for credit repair. A green-channel applicant may be accepted with
 materials missing (容缺受理) on a written commitment to supply them by a deadline; the
-clerk records the commitment, which is reported to the credit platform as the case
-outcome (执行反馈).
+clerk records the commitment (信用承诺) — the case outcome and the commitment with its due
+date in working days on the official calendar are reported to the credit platform
+(执行反馈) — and later marks the materials received. A commitment still open the day after
+its due date is reported as breached (违诺) by the application's follower process.
 
 Run it against the sandbox (see README.md)::
 
@@ -33,13 +35,16 @@ from starlette.routing import Route
 
 from credit_check import (
     Checker,
+    Commitment,
     CreditCheckError,
     Decision,
+    InvalidArgument,
     InvalidSubjectId,
     Outcome,
     Scenario,
     Subject,
     Transaction,
+    UnknownCommitment,
     UnknownDecision,
 )
 
@@ -133,7 +138,8 @@ def check_form(code: str = "", scenario: str = "licensing", case_id: str = "",
 
 
 def commitment_days(measures: Any) -> int:
-    """The 容缺受理 deadline in days, from the applied green-channel measure's params."""
+    """The 容缺受理 deadline in working days, from the applied green-channel measure's
+    params."""
     for m in measures:
         days = m.params.get("commitment_days")
         if isinstance(days, int) and days > 0:
@@ -178,7 +184,6 @@ def result_page(decision: Decision) -> HTMLResponse:
 
 def commitment_form(decision: Decision) -> str:
     days = commitment_days(decision.measures)
-    deadline = decision.decided_at.date() + dt.timedelta(days=days)
     materials = MATERIALS.get(decision.transaction.scenario.value, DEFAULT_MATERIALS)
     boxes = "".join(
         f'<div class=check><input type=checkbox id=m{i} name=missing value="{e(m)}">'
@@ -186,9 +191,9 @@ def commitment_form(decision: Decision) -> str:
     )
     return (
         "<h3>容缺受理承诺 / tolerance acceptance commitment</h3>"
-        f"<p>申请人书面承诺在 <strong>{days}</strong> 日内（{e(deadline.isoformat())} 前）补齐下列材料。"
-        f" / The applicant commits in writing to supply the materials below within {days} days "
-        f"(by {e(deadline.isoformat())}).</p>"
+        f"<p>申请人书面承诺在 <strong>{days}</strong> 个工作日内补齐下列材料（按法定节假日和调休计算）。"
+        f" / The applicant commits in writing to supply the materials below within {days} "
+        "working days (official holidays and swapped workdays counted).</p>"
         "<form method=post action=/commitment>"
         f'<input type=hidden name=decision_id value="{e(decision.decision_id)}">'
         f'<input type=hidden name=case_id value="{e(decision.transaction.case_id)}">'
@@ -198,6 +203,42 @@ def commitment_form(decision: Decision) -> str:
         "<label for=clerk>受理人 / clerk</label><input id=clerk name=clerk maxlength=64>"
         "<button type=submit>签署承诺并受理 / Accept on commitment</button></form>"
     )
+
+
+STATES = {"open": "待补齐 / open", "fulfilled": "已履约 / fulfilled",
+          "waived": "已免除 / waived", "breached": "已违诺 / breached"}
+
+
+def commitment_page(c: Commitment, error: str | None = None) -> HTMLResponse:
+    """A commitment: its case, due date, the materials outstanding and received, and the
+    "materials received" action."""
+    due = e(c.due.isoformat())
+    provisional = (" <em>（暂定：该年度节假日安排尚未公布 / provisional: that year's holiday "
+                   "schedule is not published yet）</em>" if c.provisional else "")
+    parts = [
+        f'<p class="error" role="alert">{e(error)}</p>' if error else "",
+        f'<div class="verdict {"green" if c.state in ("open", "fulfilled") else "deny"}">',
+        f"<p>办件 / case <strong>{e(c.case_id)}</strong> · 申请人 / applicant "
+        f"{e(c.subject)}</p>",
+        f'<p>补齐期限 / due by <strong id=due>{due}</strong>{provisional}</p>',
+        f"<p>状态 / state: <strong id=state>{e(STATES.get(c.state, c.state))}</strong></p>",
+        "</div>",
+    ]
+    if c.received:
+        parts.append("<h3>已收材料 / received</h3><ul>"
+                     + "".join(f"<li>{e(i)}</li>" for i in c.received) + "</ul>")
+    if c.outstanding and c.state in ("open", "breached"):
+        boxes = "".join(
+            f'<div class=check><input type=checkbox id=i{n} name=item value="{e(i)}">'
+            f"<label for=i{n}>{e(i)}</label></div>" for n, i in enumerate(c.outstanding))
+        parts.append(
+            "<h3>待补材料 / outstanding</h3>"
+            f'<form method=post action="/commitment/{e(c.commitment_id)}/received">{boxes}'
+            "<label for=clerk>经办人 / clerk</label><input id=clerk name=clerk maxlength=64>"
+            "<button type=submit>材料已收 / Materials received</button></form>")
+    parts.append(f'<p class="meta">承诺编号 / commitment {e(c.commitment_id)} · '
+                 f"查询编号 / decision {e(c.decision_id)}</p>")
+    return page("信用承诺 / Commitment", "".join(parts))
 
 
 def build_app(checker: Checker, *, department: str | None = None) -> Starlette:
@@ -248,7 +289,6 @@ def build_app(checker: Checker, *, department: str | None = None) -> Starlette:
                         '<p class="error" role="alert">没有找到该办件的绿色通道核查记录。 / No '
                         "green-channel decision for this case.</p>", status=400)
         days = commitment_days(record.measures)
-        deadline = record.created_at.date() + dt.timedelta(days=days)
         missing = [str(m) for m in form.getlist("missing")]
         missing += [line.strip() for line in str(form.get("other") or "").splitlines()
                     if line.strip()]
@@ -257,22 +297,49 @@ def build_app(checker: Checker, *, department: str | None = None) -> Starlette:
                         '<p class="error" role="alert">请至少选择一项缺少的材料。 / Select at '
                         'least one missing material.</p>', status=400)
         clerk = str(form.get("clerk") or "").strip() or None
-        note = (f"容缺受理：申请人书面承诺于{deadline.isoformat()}前（{days}日内）补齐："
-                f"{'；'.join(missing)} / accepted on a written commitment to supply the "
-                f"missing materials by {deadline.isoformat()}")[:2000]
+        note = (f"容缺受理：申请人书面承诺于{days}个工作日内补齐：{'；'.join(missing)} / "
+                f"accepted on a written commitment to supply the missing materials within "
+                f"{days} working days")[:2000]
+
+        def accept() -> Commitment:
+            checker.report(decision_id, result="accepted", note=note, operator=clerk)
+            return checker.commit(decision_id, items=missing, working_days=days,
+                                  operator=clerk)
+
         try:
-            record_id = await run_in_threadpool(
-                lambda: checker.report(decision_id, result="accepted", note=note, operator=clerk))
-        except UnknownDecision as exc:
+            made = await run_in_threadpool(accept)
+        except (UnknownDecision, InvalidArgument) as exc:
             return page("容缺受理 / Tolerance acceptance",
                         f'<p class="error" role="alert">{e(exc)}</p>', status=400)
-        items = "".join(f"<li>{e(m)}</li>" for m in missing)
-        return page("已容缺受理 / Accepted on commitment", (
-            f'<div class="verdict green"><p>办件 {e(case_id)} 已受理。申请人须于 '
-            f"<strong>{e(deadline.isoformat())}</strong> 前补齐：</p><ul>{items}</ul>"
-            f"<p>Case {e(case_id)} accepted; the materials above are due by "
-            f"{e(deadline.isoformat())}.</p></div>"
-            f'<p class="meta">执行反馈已记录 / feedback recorded: {e(record_id)}</p>'))
+        return RedirectResponse(f"/commitment/{made.commitment_id}", status_code=303)
+
+    async def find(commitment_id: str) -> Commitment | None:
+        every = await run_in_threadpool(checker.commitments)
+        return next((c for c in every if c.commitment_id == commitment_id), None)
+
+    async def show_commitment(request: Request) -> Response:
+        found = await find(request.path_params["commitment_id"])
+        if found is None:
+            return page("信用承诺 / Commitment", '<p class="error" role="alert">没有该承诺。 / '
+                        "No such commitment.</p>", status=404)
+        return commitment_page(found)
+
+    async def received(request: Request) -> Response:
+        commitment_id = request.path_params["commitment_id"]
+        form = await request.form()
+        items = [str(m) for m in form.getlist("item")]
+        clerk = str(form.get("clerk") or "").strip() or None
+        try:
+            await run_in_threadpool(lambda: checker.fulfil(commitment_id, items,
+                                                           operator=clerk))
+        except UnknownCommitment:
+            return page("信用承诺 / Commitment", '<p class="error" role="alert">没有该承诺。 / '
+                        "No such commitment.</p>", status=404)
+        except InvalidArgument as exc:
+            found = await find(commitment_id)
+            return commitment_page(found, error=str(exc)) if found else page(
+                "信用承诺 / Commitment", f'<p class="error" role="alert">{e(exc)}</p>', 400)
+        return RedirectResponse(f"/commitment/{commitment_id}", status_code=303)
 
     async def favicon(request: Request) -> Response:
         return Response(status_code=204)
@@ -282,6 +349,8 @@ def build_app(checker: Checker, *, department: str | None = None) -> Starlette:
         Route("/check", check, methods=["POST"]),
         Route("/check", lambda r: RedirectResponse("/"), methods=["GET"]),
         Route("/commitment", commitment, methods=["POST"]),
+        Route("/commitment/{commitment_id}", show_commitment),
+        Route("/commitment/{commitment_id}/received", received, methods=["POST"]),
         Route("/favicon.ico", favicon),
     ])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from typing import Any
@@ -40,7 +41,7 @@ def test_green_channel_then_commitment_is_reported(client: TestClient, checker: 
     page = resp.text
     assert "绿色通道 / Green channel" in page
     assert "容缺受理承诺" in page and "action=/commitment" in page
-    assert "<strong>30</strong> 日内" in page                   # commitment_days of R-001
+    assert "<strong>30</strong> 个工作日内" in page              # commitment_days of R-001
     assert "R-001" in page and "国发〔2016〕33号" in page          # measure with legal basis
     decision_id = _hidden(page, "decision_id")
     assert _hidden(page, "case_id") == "XK-2026-301"
@@ -50,20 +51,43 @@ def test_green_channel_then_commitment_is_reported(client: TestClient, checker: 
         "missing": ["设备清单 / equipment list"], "other": "消防验收意见书<script>",
         "clerk": "窗口A01"})
     assert resp.status_code == 200, resp.text
-    assert "已容缺受理" in resp.text
-    assert "消防验收意见书&lt;script&gt;" in resp.text and "<script>" not in resp.text
+    page = resp.text
+    (made,) = checker.commitments()
+    assert str(resp.url).endswith(f"/commitment/{made.commitment_id}")
+    assert f"<strong id=due>{made.due.isoformat()}</strong>" in page
+    assert made.due > dt.date.today() and made.items == ("设备清单 / equipment list",
+                                                         "消防验收意见书<script>")
+    assert "消防验收意见书&lt;script&gt;" in page and "<script>" not in page
+    assert "材料已收 / Materials received" in page and "待补齐 / open" in page
 
     records = checker.checks_for_case("XK-2026-301")
-    assert [r.kind for r in records] == ["decision", "outcome"]
+    assert [r.kind for r in records] == ["decision", "outcome", "commitment"]
     outcome = records[1]
     assert outcome.result == "accepted" and outcome.decision_id == decision_id
     assert outcome.operator == "窗口A01"
-    assert outcome.note is not None and "设备清单" in outcome.note and "30日内" in outcome.note
+    assert outcome.note is not None and "设备清单" in outcome.note and "30个工作日内" in outcome.note
+    assert records[2].commitment_id == made.commitment_id and records[2].due == made.due
+
+    # The materials arrive: one, then the other.
+    resp = client.post(f"/commitment/{made.commitment_id}/received",
+                       data={"item": ["设备清单 / equipment list"], "clerk": "窗口A02"})
+    assert resp.status_code == 200 and "待补齐 / open" in resp.text
+    resp = client.post(f"/commitment/{made.commitment_id}/received",
+                       data={"item": ["消防验收意见书<script>"]})
+    assert "已履约 / fulfilled" in resp.text and "Materials received" not in resp.text
+    resp = client.post(f"/commitment/{made.commitment_id}/received", data={"item": ["x"]})
+    assert resp.status_code == 200 and "fulfilled already" in resp.text
 
     checker.close()                                            # delivers the outbox
     received = [r for r in feedback() if r["transaction"].get("case_id") == "XK-2026-301"]
-    assert {(r["kind"], r.get("result")) for r in received} == {("decision", None),
-                                                                 ("outcome", "accepted")}
+    assert sorted((r["kind"], r.get("result")) for r in received) == [
+        ("commitment", None), ("commitment_fulfilled", None), ("commitment_fulfilled", None),
+        ("decision", None), ("outcome", "accepted")]
+
+
+def test_an_unknown_commitment_is_a_404(client: TestClient) -> None:
+    assert client.get("/commitment/nope").status_code == 404
+    assert client.post("/commitment/nope/received", data={"item": ["x"]}).status_code == 404
 
 
 def test_commitment_needs_a_green_channel_decision(client: TestClient, ids: dict[str, str]) -> None:

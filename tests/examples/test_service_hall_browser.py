@@ -106,7 +106,7 @@ def browser(tmp_path: Path) -> Iterator[Browser]:
 
 
 def test_clerk_checks_an_applicant_in_a_real_browser(
-    hall_url: str, browser: Browser, ids: dict[str, str], tmp_path: Path
+    hall_url: str, browser: Browser, ids: dict[str, str], tmp_path: Path, checker: Checker
 ) -> None:
     browser.call("Page.enable")
     browser.call("Page.navigate", url=hall_url + "/")
@@ -121,6 +121,23 @@ def test_clerk_checks_an_applicant_in_a_real_browser(
     shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
     assert shot.startswith(b"\x89PNG") and len(shot) > 10_000
     (tmp_path / "service_hall_green_channel.png").write_bytes(shot)
+
+    # Accept on a commitment: the page shows its due date and a "materials received" action.
+    browser.js("document.querySelector('#m0').checked = true;"
+               "document.querySelector('#clerk').value = '窗口A01';"
+               "document.querySelector('form[action=\"/commitment\"] button').click()")
+    browser.wait_for("location.pathname.startsWith('/commitment/') && "
+                     "document.readyState === 'complete' && !!document.querySelector('#due')")
+    (made,) = checker.commitments()
+    assert browser.js("document.querySelector('#due').innerText") == made.due.isoformat()
+    assert "open" in browser.js("document.querySelector('#state').innerText")
+    shot = base64.b64decode(browser.call("Page.captureScreenshot", format="png")["data"])
+    (tmp_path / "service_hall_commitment.png").write_bytes(shot)
+    browser.js("document.querySelector('#i0').checked = true;"
+               "document.querySelector('form button[type=submit]').click()")
+    browser.wait_for("document.readyState === 'complete' && "
+                     "document.querySelector('#state').innerText.includes('fulfilled')")
+    assert checker.commitments()[0].state == "fulfilled"
 
     browser.call("Page.navigate", url=hall_url + "/")
     browser.wait_for("document.readyState === 'complete' && !!document.querySelector('#code')")

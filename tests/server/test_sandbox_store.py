@@ -323,6 +323,16 @@ def test_counts_survive_many_processes_writing_in_turn(open_store: OpenStore) ->
         assert s.snapshot() == fresh.snapshot()
 
 
+def test_feedback_is_counted_by_kind_on_every_engine(open_store: OpenStore) -> None:
+    a, b = open_store(), open_store()
+    kinds = ["decision", "rescreen", "commitment", "commitment_breached", "rescreen"]
+    a.add_feedback([intake(f"k{i}")._replace(kind=k) for i, k in enumerate(kinds)])
+    b.add_feedback([intake("k9")._replace(kind="case_opened")])
+    assert {r["kind"]: r["records"] for r in b.stats()["by_kind"]} == {
+        "case_opened": 1, "commitment": 1, "commitment_breached": 1, "decision": 1,
+        "rescreen": 2}
+
+
 # -- signing keys (receipts stay verifiable after a rotation) and health --------------------
 
 

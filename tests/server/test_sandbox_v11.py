@@ -271,8 +271,11 @@ def test_capabilities_describe_the_service_and_the_calling_key(sb: Sandbox) -> N
     key = sb.new_key("税务局")
     body = ok(sb.get("/v1/capabilities", key["api_key"]))
     assert body == {"protocol": "1.1", "catalog_schema": 2, "epoch": 1,
-                    "record_kinds": ["decision", "outcome", "post_check"], "receipts": True,
-                    "staged_catalog": None,
+                    "record_kinds": ["decision", "outcome", "post_check", "rescreen",
+                                     "commitment", "commitment_fulfilled",
+                                     "commitment_waived", "commitment_breached",
+                                     "case_opened"],
+                    "receipts": True, "staged_catalog": None,
                     "key": {"key_id": key["key_id"], "department": "税务局",
                             "allow_persons": False}}
     assert ok(sb.get("/v1/capabilities", sb.admin_key))["key"] is None
