@@ -56,6 +56,9 @@ def serve(args: argparse.Namespace) -> int:
         sock = socket.create_server(
             (args.host, args.port), family=socket.AF_INET6 if ":" in args.host
             else socket.AF_INET)
+        # Accepted connections inherit it: uvicorn given a ready socket leaves Nagle on, and
+        # every answer (written in two parts) then waits for the client's delayed ACK (40 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except OSError as exc:
         store.close()
         print(f"credit-check: error: cannot listen on {args.host} port {args.port}: "
