@@ -207,17 +207,21 @@ class Outbox:
 
     def followed(self, after: int, limit: int = 5000) -> tuple[int, list[dict[str, Any]]]:
         """Records a case follow-up reads (see ``Store.followed_rows``) stored after
-        ``after``, then — once those are read — the ones still in journals (again at every
-        call until imported); the new position and the records' JSON forms."""
+        ``after``, then — when no sender runs to import them — the ones still in journals
+        (again at every call until imported); the new position and the records' JSON
+        forms.
+
+        While a sender runs, only what it imported (within a poll, 50 ms): reading the
+        journals too would decrypt every record not yet imported at every call, in the
+        application's process — seconds of its GIL behind a delivery backlog."""
         rows = self.store.followed_rows(after, limit)
         found = [json.loads(body) for _, _, body in rows]
-        position = rows[-1][0] if rows else after
-        if len(rows) < limit:
+        if len(rows) < limit and self.role.holder() is None:
             found += [data for _, data in self._unimported()
                       if data.get("kind") in ("decision", "post_check") and (
                           (data.get("transaction") or {}).get("case_id") is not None
                           or data.get("outcome") in ("deny", "review", "restrict"))]
-        return position, found
+        return (rows[-1][0] if rows else after), found
 
     def status(self) -> OutboxStatus:
         """Counts, the oldest pending record's age, dead letters, set-aside records,
