@@ -31,6 +31,7 @@ from credit_check._exceptions import (
 from credit_check._feedback import outcome_record, post_check_record
 from credit_check._lifecycle._db import open_tables
 from credit_check._lifecycle._follow import Lifecycle
+from credit_check._lifecycle._index import INDEX_LOCK
 from credit_check._lifecycle._ledger import Commitment
 from credit_check._lifecycle._store import LifecycleStore
 from credit_check._lifecycle._workdays import WorkdayCalendar
@@ -288,7 +289,9 @@ class Checker:
                     lift_retention=settings.lift_retention_days * 86400.0,
                     calendar=WorkdayCalendar(Path(workdays) if settings.workdays_file
                                              or Path(workdays).exists() else None),
-                    counted=self._count_rescreen)
+                    counted=self._count_rescreen,
+                    index_lock=store.file(INDEX_LOCK) if isinstance(self._outbox, Outbox)
+                    else None)
         except BaseException:
             self._release()
             raise

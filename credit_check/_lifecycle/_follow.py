@@ -14,13 +14,15 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from credit_check._exceptions import CreditCheckError, OutboxError, ServiceError
+from credit_check._exceptions import CreditCheckError, ServiceError
+from credit_check._lifecycle._index import RESCREENED, Indexer, parse_marker
 from credit_check._lifecycle._ledger import Ledger, _shown
-from credit_check._lifecycle._records import case_opened_record, original_decision
+from credit_check._lifecycle._records import original_decision
 from credit_check._lifecycle._rescreen import HintLog, match, redecide
-from credit_check._lifecycle._store import CLOSED, OPEN, LifecycleStore, version_of
+from credit_check._lifecycle._store import LifecycleStore
 from credit_check._lifecycle._workdays import WorkdayCalendar
 from credit_check._models import CST, Decision, Outcome
 
@@ -38,21 +40,10 @@ logger = logging.getLogger("credit_check.lifecycle")
 FINAL_RESULTS = frozenset({"approved", "granted", "rejected", "refused", "denied",
                            "withdrawn", "closed", "completed", "cancelled", "revoked",
                            "terminated"})
-_RESCREENED = "rescreened"  # meta: "<epoch>:<version>" every watch was re-screened through
-_CURSOR = "cursor"
-_REFUSED = "refused"
-_FOLLOW_BATCH = 5000
 
 
 def _marker(epoch: int | None, version: int) -> str:
     return f"{epoch if epoch is not None else ''}:{version}"
-
-
-def _parse_marker(text: str | None) -> tuple[int | None, int] | None:
-    if not text or ":" not in text:
-        return None
-    epoch, _, version = text.partition(":")
-    return (int(epoch) if epoch else None), int(version)
 
 
 class Lifecycle:
@@ -73,6 +64,8 @@ class Lifecycle:
         calendar: working days.
         counted: called for each decision decided again, with whether its outcome changed
             (the metrics).
+        index_lock: the lock file shared with the sender process, which indexes the
+            records it imports (see ``_index``).
     """
 
     def __init__(self, *, store: LifecycleStore, outbox: Outbox | PgOutbox, engine: Engine,
@@ -80,7 +73,8 @@ class Lifecycle:
                  clock: Callable[[], dt.datetime],
                  on_rescreen: Callable[[Decision, Decision], None] | None,
                  watch_limit: int, lift_retention: float, calendar: WorkdayCalendar,
-                 counted: Callable[[bool], None] = lambda changed: None) -> None:
+                 counted: Callable[[bool], None] = lambda changed: None,
+                 index_lock: Path | None = None) -> None:
         self.store = store
         self._outbox = outbox
         self._engine = engine
@@ -89,8 +83,8 @@ class Lifecycle:
         self._department = department
         self._clock = clock
         self._callback = on_rescreen
-        self.watch_limit = watch_limit
-        self._retention = lift_retention
+        self.indexer = Indexer(store, outbox, watch_limit=watch_limit,
+                               lift_retention=lift_retention, lock_path=index_lock)
         self.ledger = Ledger(store, outbox.write, calendar, clock)
         self._log = HintLog(syncer.snapshot)
         self._lock = threading.Lock()
@@ -100,6 +94,7 @@ class Lifecycle:
     def reset_lock(self) -> None:
         """Fresh locks for a forked child."""
         self._lock = threading.Lock()
+        self.indexer.reset_lock()
         self.store.tables.reset_lock()
 
     # -- every process -----------------------------------------------------------------
@@ -125,21 +120,6 @@ class Lifecycle:
     def _now(self) -> dt.datetime:
         return self._clock().astimezone(CST)
 
-    def _keep_until(self, record: dict[str, Any]) -> float:
-        decided = dt.datetime.fromisoformat(str(record["created_at"])).timestamp()
-        used = any(m.get("entry_id") for m in record.get("measures") or ())
-        return decided + self._retention if used else decided
-
-    def _mark(self) -> tuple[int | None, int] | None:
-        return _parse_marker(self.store.meta(_RESCREENED))
-
-    @staticmethod
-    def _flagged(record: dict[str, Any], mark: tuple[int | None, int] | None) -> bool:
-        """Whether a decision indexed now was made before changes already re-screened:
-        then it is re-screened on its own."""
-        version = version_of(record.get("data_version"))
-        return mark is not None and (version is None or version < mark[1])
-
     # -- calls that name a decision or case (any process) -------------------------------
 
     def reported(self, record: dict[str, Any], result: str,
@@ -150,9 +130,9 @@ class Lifecycle:
         if not final and watch_until is None:
             return
         until = watch_until.timestamp() if watch_until is not None else None
-        keep = max(self._keep_until(record), until or 0.0)
+        keep = max(self.indexer.keep_until(record), until or 0.0)
         self.store.watch(record, close=until is None, watch_until=until, keep_until=keep,
-                         flagged=self._flagged(record, self._mark()))
+                         flagged=self.indexer.flagged(record, self.indexer.mark()))
 
     def close_case(self, case_id: str) -> int:
         """Close every watch of a case; how many were open."""
@@ -166,7 +146,7 @@ class Lifecycle:
         if not self._lock.acquire(blocking=False):
             return  # another thread of this process is on it
         try:
-            self.index()
+            self.indexer.index()
             self.store.expire(self._now().timestamp())
             try:
                 # Lifts first: a re-screen of the same change would make the decision's
@@ -179,62 +159,6 @@ class Lifecycle:
         finally:
             self._lock.release()
 
-    def index(self) -> int:
-        """Watch the decisions recorded since the last look; how many were new."""
-        added = 0
-        while True:
-            cursor = int(self.store.meta(_CURSOR) or 0)
-            position, records = self._outbox.followed(cursor, _FOLLOW_BATCH)
-            added += self._take(records)
-            if position != cursor:
-                self.store.set_meta(_CURSOR, str(position))
-            if len(records) < _FOLLOW_BATCH or position == cursor:
-                return added
-
-    def _take(self, records: list[dict[str, Any]]) -> int:
-        decisions = [r for r in records if r.get("kind") == "decision"]
-        for record in records:
-            if record.get("kind") == "post_check":
-                self.store.settle_degraded(record)
-        if not decisions:
-            return 0
-        case_ids = [c for c in ((r.get("transaction") or {}).get("case_id") for r in decisions)
-                    if c is not None]
-        known = self.store.cases(case_ids)
-        mark = self._mark()
-        items = []
-        for record in decisions:
-            case_id = (record.get("transaction") or {}).get("case_id")
-            closed_at = known.get(case_id) if case_id is not None else None
-            closed = case_id is None or (closed_at is not None and dt.datetime.fromisoformat(
-                closed_at) >= dt.datetime.fromisoformat(str(record["created_at"])))
-            items.append((record, CLOSED if closed else OPEN, self._flagged(record, mark),
-                          self._keep_until(record)))
-        added, refused = self.store.add_watches(items, self.watch_limit)
-        if refused:
-            self.store.add_meta_count(_REFUSED, refused)
-            logger.error("the watch list is full (%d decisions watched or kept for lifting, "
-                         "watch_limit): %d decisions are not watched; close finished cases "
-                         "(close_case) or raise CREDIT_CHECK_WATCH_LIMIT", self.watch_limit,
-                         refused)
-        self._open_cases(decisions, known)
-        return added
-
-    def _open_cases(self, decisions: list[dict[str, Any]], known: dict[str, Any]) -> None:
-        first: dict[str, dict[str, Any]] = {}
-        for record in decisions:
-            case_id = (record.get("transaction") or {}).get("case_id")
-            if case_id is not None and case_id not in known:
-                first.setdefault(case_id, record)
-        if not first:
-            return
-        for case_id in self.store.open_cases((c, str(r["created_at"])) for c, r in first.items()):
-            try:
-                self._outbox.write(case_opened_record(first[case_id]))
-            except OutboxError:
-                self.store.forget_case(case_id)
-                raise
-
     def rescreen(self) -> int:
         """Decide again every watched decision that the changes since the last re-screen
         may have touched (all that may, when those changes are not all known here); report
@@ -242,7 +166,7 @@ class Lifecycle:
         snapshot = self._syncer.snapshot
         if snapshot is None:
             return 0  # nothing to compare with yet
-        mark = _parse_marker(self.store.meta(_RESCREENED))
+        mark = parse_marker(self.store.meta(RESCREENED))
         rows = self.store.open_watches()
         touched: set[int] | None
         if mark is not None and mark[0] == snapshot.epoch and self._log.covers(mark[1],
@@ -261,7 +185,7 @@ class Lifecycle:
             chunk = again[start : start + 1000]
             reported += self._decide_again(self.store.baselines(chunk), lifted={})
         self.store.rebase([], settled)
-        self.store.set_meta(_RESCREENED, _marker(snapshot.epoch, snapshot.version))
+        self.store.set_meta(RESCREENED, _marker(snapshot.epoch, snapshot.version))
         self._log.restart()
         return reported
 

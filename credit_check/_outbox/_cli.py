@@ -151,7 +151,17 @@ def _run(args: argparse.Namespace) -> int:
     transport = Transport(base_url, api_key)
     box = _open(data_dir, api_key)
     try:
-        sender = box.attach_sender(transport, batch_size=500)
+        after_import = None
+        if isinstance(box, Outbox):
+            # As the sender process a Checker starts: the follow-up's watches made here.
+            from credit_check._lifecycle._index import local_indexer
+            from credit_check._settings import Settings
+
+            settings = Settings.from_env()
+            after_import = local_indexer(
+                data_dir, box, box.cipher, watch_limit=settings.watch_limit,
+                lift_retention=settings.lift_retention_days * 86400.0).index
+        sender = box.attach_sender(transport, batch_size=500, after_import=after_import)
         where = box.db.shown if isinstance(box, PgOutbox) else data_dir
         print(f"credit-check outbox sender for {where} (pid {os.getpid()}); waiting for "
               "the sender role", file=sys.stderr, flush=True)

@@ -76,7 +76,7 @@ class Outbox:
         self.directory = Path(directory)
         self.max_pending = max_pending
         self.hard_limit = 2 * max_pending
-        self._cipher = cipher
+        self.cipher = cipher  # the data directory's (the follow-up's index shares it)
         self._hmac_key = hmac_key
         self.journal_dir = self.directory / JOURNAL_DIR
         self.journal = JournalWriter(self.journal_dir, cipher)
@@ -92,7 +92,7 @@ class Outbox:
         """The sender of this data directory for this process (it works only while this
         process holds the sender role)."""
         self.sender = Sender(self.store, transport, journal_dir=self.journal_dir,
-                             cipher=self._cipher, hmac_key=self._hmac_key, role=self.role,
+                             cipher=self.cipher, hmac_key=self._hmac_key, role=self.role,
                              state_file=self.directory / STATE_FILE, **options)
         return self.sender
 
@@ -178,7 +178,7 @@ class Outbox:
         for path in journals(self.journal_dir):
             for _, payload in read_frames(path, offsets.get(path.name, 0)):
                 try:
-                    data = record_data(self._cipher.decrypt(payload, AAD))
+                    data = record_data(self.cipher.decrypt(payload, AAD))
                 except (CreditCheckError, ValueError):
                     continue  # the importer sets it aside and reports it
                 found.append((signed_text(data, self._hmac_key)[1], data))

@@ -46,6 +46,8 @@ def sender_config(settings: Settings) -> dict[str, Any]:
         "encryption_key": key.get_secret_value() if key else None,
         "verify": settings.verify, "ca_bundle": settings.ca_bundle,
         "connect_timeout": settings.connect_timeout, "read_timeout": settings.read_timeout,
+        "watch_limit": settings.watch_limit,
+        "lift_retention": settings.lift_retention_days * 86400.0,
     }
 
 
@@ -166,6 +168,7 @@ def main() -> int:
     """The child: deliver the data directory's feedback until told to stop."""
     from credit_check._crypto import FieldCipher, feedback_key
     from credit_check._datadir import DataDir
+    from credit_check._lifecycle._index import local_indexer
     from credit_check._transport import Transport
 
     config = json.loads(sys.stdin.readline())
@@ -192,7 +195,12 @@ def main() -> int:
                 stop.set()
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    sender = outbox.attach_sender(transport)
+    # The follow-up's watches are made here, from what was just imported: reading the
+    # records again costs the application's process (its GIL) nothing.
+    indexer = local_indexer(Path(config["data_dir"]), outbox, cipher,
+                            watch_limit=int(config["watch_limit"]),
+                            lift_retention=float(config["lift_retention"]))
+    sender = outbox.attach_sender(transport, after_import=indexer.index)
     try:
         sender.run_forever(stop)
     finally:

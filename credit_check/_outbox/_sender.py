@@ -88,6 +88,8 @@ class Sender:
             wrote (records written by other processes are found this way).
         importer: makes what finds new records (default: the journal importer; a
             PostgreSQL outbox has no journals, only new rows).
+        after_import: called after records were imported (the sender process makes the
+            case follow-up's watches there).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class Sender:
         checkpoint_interval: float = 1.0,
         prune_interval: float = 300.0,
         importer: Callable[[], Importer | NewRecords] | None = None,
+        after_import: Callable[[], object] | None = None,
     ) -> None:
         self._store = store
         self._transport = transport
@@ -126,6 +129,7 @@ class Sender:
         self._checkpoint_every = checkpoint_interval
         self._prune_every = prune_interval
         self._make_importer = importer
+        self._after_import = after_import
         self._closed = False
         self.delivered = 0
         self.dead_lettered = 0
@@ -355,6 +359,11 @@ class Sender:
         if now < self._pause_until:
             raise _Backoff(self._pause_until - now)
         imported = self.importer.run()
+        if imported and self._after_import is not None:
+            try:
+                self._after_import()
+            except Exception:  # indexing is not delivery: the follower retries it
+                logger.exception("feedback outbox: work after an import failed")
         if imported:
             self._unsent += imported
             if self._waiting_since is None:

@@ -69,6 +69,21 @@ def test_the_default_sender_is_a_child_process_that_delivers_and_stops_with_the_
     assert RoleLock(tmp_path / "sdk" / SENDER_LOCK).holder() is None
 
 
+def test_the_sender_process_makes_the_follow_ups_watches_off_the_application(
+        sandbox: SandboxServer, tmp_path: Path) -> None:
+    # After the first sync the application's follower does not run again for an hour: the
+    # watches of the cases checked meanwhile can only come from the sender process.
+    checker = _checker(sandbox, tmp_path / "sdk", sync_interval=3600)
+    try:
+        assert checker.wait_ready(10)
+        assert _wait(lambda: checker.status().sender_pid not in (None, -1, os.getpid()), 15)
+        for i in range(20):
+            checker.check(CLEAN, Transaction(scenario="procurement", case_id=f"WATCH-{i}"))
+        assert _wait(lambda: checker.status().watched == 20, 15), checker.status().watched
+    finally:
+        checker.close()
+
+
 APP = """
 import json, sys, time
 from credit_check import Checker
