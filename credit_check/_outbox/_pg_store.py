@@ -194,6 +194,12 @@ class PgDeliveryStore:
                          f"SELECT COUNT(*) FROM {TABLE} WHERE state = 0" + only, args)  # noqa: S608
         return int(rows[0][0])
 
+    def has_pending(self, kinds: Collection[str] | None = None) -> bool:
+        """Whether any record is not yet acknowledged (only of ``kinds`` if given)."""
+        only, args = kinds_clause(kinds)
+        return bool(self.rows("look for records", f"SELECT 1 FROM {TABLE} WHERE state = 0"  # noqa: S608
+                              + only + " LIMIT 1", args))
+
     # -- delivery (the sender) ---------------------------------------------------------
 
     def claim(self, limit: int, *, lease: float = 0.0, owner: str = "",

@@ -364,6 +364,15 @@ class Store:
                                 args).fetchone()
         return int(n)
 
+    def has_pending(self, kinds: Collection[str] | None = None) -> bool:
+        """Whether any record is not yet acknowledged (only of ``kinds`` if given): one
+        index probe, where counting walks every pending record."""
+        only, args = kinds_clause(kinds)
+        with self._use("look for records") as conn:
+            row = conn.execute("SELECT 1 FROM records WHERE state = 0" + only  # noqa: S608
+                               + " LIMIT 1", args).fetchone()
+        return row is not None
+
     # -- delivery (the sender) ---------------------------------------------------------
 
     def claim(self, limit: int, *, lease: float = 0.0, owner: str = "",
