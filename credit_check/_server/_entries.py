@@ -19,7 +19,7 @@ from typing import Any
 
 from credit_check._server import _relations
 from credit_check._server._personal import PersonalData
-from credit_check._server._relations import Reach
+from credit_check._server._relations import Reach, chunks, value_sets
 from credit_check._server._schema import (
     INSERT_ENTRY,
     INSERT_SUBJECT,
@@ -29,8 +29,6 @@ from credit_check._server._schema import (
 from credit_check._server._store import COUNTING, EntryRow, SubjectRow, now_cst
 
 WRITE_CHUNK = 5000
-IN_CHUNK = 400
-ARRAY_CHUNK = 20_000
 WITHHELD_REASON = "key_not_allowed_persons"
 # (connection, table, stored rows) -> None: an engine's bulk upsert
 Bulk = Callable[[Any, str, list[tuple[Any, ...]]], None]
@@ -49,27 +47,6 @@ class Change:
     lifted: set[str] = field(default_factory=set)
     rebuild: bool = False
     skip: bool = False  # nothing was changed: no new version
-
-
-def _in(n: int) -> str:
-    return ",".join("?" * n)
-
-
-def _chunks(values: list[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def _sets(conn: Any, values: list[Any]) -> Iterator[tuple[str, list[Any]]]:
-    """``values`` a chunk at a time, as a condition on a column with its parameters:
-    ``IN (?, …)``, or ``= ANY(?)`` with one array where the connection takes arrays
-    (PostgreSQL: one short statement, parsed once, whatever the number of values)."""
-    if getattr(conn, "arrays", False):
-        for chunk in _chunks(values, ARRAY_CHUNK):
-            yield "= ANY(?)", [chunk]
-    else:
-        for chunk in _chunks(values):
-            yield f"IN ({_in(len(chunk))})", chunk
 
 
 def direct(row: tuple[Any, ...], reach: Reach) -> list[int]:
@@ -127,14 +104,14 @@ def write(conn: Any, personal: PersonalData, reach: Reach, rows: list[EntryRow],
     persons: set[str] = set()
     orgs = {r[1] for r in stored if r[2] == "organization"}
     old_by_id: dict[str, tuple[Any, ...]] = {}
-    for cond, params in _sets(conn, [r[0] for r in stored]):
+    for cond, params in value_sets(conn, [r[0] for r in stored]):
         for old in conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE entry_id {cond}",  # noqa: S608
                                 params):
             old_by_id[old[0]] = old
             persons.update(_persons_of(old, reach))
             if old[2] == "organization":
                 orgs.add(old[1])
-    for cond, params in _sets(conn, [s[0] for s in new_subjects]):
+    for cond, params in value_sets(conn, [s[0] for s in new_subjects]):
         persons.update(r[0] for r in conn.execute(
             f"SELECT rep_key FROM subjects WHERE rep_key IS NOT NULL AND subject_key {cond}",  # noqa: S608
             params))
@@ -159,7 +136,7 @@ def write(conn: Any, personal: PersonalData, reach: Reach, rows: list[EntryRow],
         if new_subjects:
             bulk(conn, "subjects", new_subjects)
     else:
-        for chunk in _chunks(stored, WRITE_CHUNK):
+        for chunk in chunks(stored, WRITE_CHUNK):
             # SQLite lets go of the GIL while it works on each row, so lookups go on.
             conn.executemany(INSERT_ENTRY, chunk)
         if new_subjects:

@@ -29,6 +29,7 @@ from credit_check._server._store import COUNTING
 
 LEGAL_REPRESENTATIVE = str(Target.LEGAL_REPRESENTATIVE)
 IN_CHUNK = 400
+ARRAY_CHUNK = 20_000
 # org id, role, person id, person's name
 RelationRow = tuple[str, str, str, str | None]
 
@@ -88,13 +89,27 @@ class Reach:
         return frozenset().union(*self.roles.values())
 
 
-def _in(n: int) -> str:
+def marks(n: int) -> str:
+    """``n`` parameter marks: ``?,?,…``."""
     return ",".join("?" * n)
 
 
-def _chunks(values: list[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
+def chunks(values: list[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def value_sets(conn: Any, values: list[Any]) -> Iterator[tuple[str, list[Any]]]:
+    """``values`` a chunk at a time, as a condition on a column with its parameters:
+    ``IN (?, …)``, or ``= ANY(?)`` with one array where the connection takes arrays
+    (PostgreSQL: one short statement, parsed once, whatever the number of values — an
+    ``IN`` list of 400 marks is parsed again by psycopg for every statement)."""
+    if getattr(conn, "arrays", False):
+        for chunk in chunks(values, ARRAY_CHUNK):
+            yield "= ANY(?)", [chunk]
+    else:
+        for chunk in chunks(values):
+            yield f"IN ({marks(len(chunk))})", chunk
 
 
 def _role_clause(lists: Mapping[str, frozenset[str]], role: str, code: str
@@ -102,7 +117,7 @@ def _role_clause(lists: Mapping[str, frozenset[str]], role: str, code: str
     # "(role = ? AND list_code IN (...)) OR ...", with its parameters
     parts, params = [], []
     for name, codes in sorted(lists.items()):
-        parts.append(f"({role} = ? AND {code} IN ({_in(len(codes))}))")
+        parts.append(f"({role} = ? AND {code} IN ({marks(len(codes))}))")
         params += [name, *sorted(codes)]
     return " OR ".join(parts), params
 
@@ -126,8 +141,8 @@ def replace(conn: Any, personal: PersonalData,
             for org, persons in relations.items() for role, pid, name in persons
             if role != LEGAL_REPRESENTATIVE]
     orgs = sorted(relations)
-    for chunk in _chunks(orgs):
-        conn.execute(f"DELETE FROM relations WHERE org_key IN ({_in(len(chunk))})", chunk)  # noqa: S608
+    for cond, keys in value_sets(conn, orgs):
+        conn.execute(f"DELETE FROM relations WHERE org_key {cond}", keys)  # noqa: S608
     if rows:
         conn.executemany("INSERT INTO relations (org_key, role, person_key, org_prefix, "
                          "person_prefix, personal) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
@@ -158,7 +173,7 @@ def _reached(reach: Reach) -> tuple[str, list[str]]:
         ors: list[str] = []
         more = []
         for (target, via), codes in sorted(held.items()):
-            ors.append(f"(r.role = ? AND x.role = ? AND e.list_code IN ({_in(len(codes))}))")
+            ors.append(f"(r.role = ? AND x.role = ? AND e.list_code IN ({marks(len(codes))}))")
             more += [target, via, *sorted(codes)]
         parts.append("EXISTS (SELECT 1 FROM relations x JOIN entries e ON e.subject_key = "  # noqa: S608
                      "x.org_key WHERE x.person_key = r.person_key AND e.status IN (?, ?) AND "
@@ -184,10 +199,9 @@ def role_contributions(conn: Any, reach: Reach, persons: Iterable[str] | None) -
         sql = f"SELECT r.org_prefix FROM ({_EDGES.format(cond='IS NOT NULL')}) r WHERE {listed}"  # noqa: S608
         return [row[0] for row in conn.execute(sql, tail)]
     out: list[int] = []
-    for chunk in _chunks(sorted(persons)):
-        cond = f"IN ({_in(len(chunk))})"
+    for cond, keys in value_sets(conn, sorted(persons)):
         sql = f"SELECT r.org_prefix FROM ({_EDGES.format(cond=cond)}) r WHERE {listed}"  # noqa: S608
-        out += [row[0] for row in conn.execute(sql, [*chunk, *chunk, *chunk, *tail])]
+        out += [row[0] for row in conn.execute(sql, [*keys, *keys, *keys, *tail])]
     return out
 
 
@@ -204,18 +218,18 @@ def via_contributions(conn: Any, reach: Reach, orgs: Iterable[str] | None) -> li
     if orgs is None:
         return [row[0] for row in conn.execute(sql, [*COUNTING, *params])]
     out: list[int] = []
-    for chunk in _chunks(sorted(orgs)):
+    for cond, keys in value_sets(conn, sorted(orgs)):
         out += [row[0] for row in conn.execute(
-            sql + f" AND r.org_key IN ({_in(len(chunk))})", [*COUNTING, *params, *chunk])]
+            sql + f" AND r.org_key {cond}", [*COUNTING, *params, *keys])]
     return out
 
 
 def persons_in(conn: Any, orgs: Iterable[str]) -> set[str]:
     """The keys of the persons related to any of the organisations (keys) ``orgs``."""
     out: set[str] = set()
-    for chunk in _chunks(sorted(orgs)):
+    for cond, keys in value_sets(conn, sorted(orgs)):
         out.update(row[0] for row in conn.execute(
-            f"SELECT person_key FROM relations WHERE org_key IN ({_in(len(chunk))})", chunk))  # noqa: S608
+            f"SELECT person_key FROM relations WHERE org_key {cond}", keys))  # noqa: S608
     return out
 
 
