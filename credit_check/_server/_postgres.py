@@ -33,19 +33,14 @@ from credit_check._server._pg_schema import open_schema
 from credit_check._server._prefix_index import PrefixIndex, pack, unpack
 from credit_check._server._relations import Reach
 from credit_check._server._schema import INSERT_ENTRY, INSERT_SUBJECT, set_meta
-from credit_check._server._sqlite import KEPT_DELTAS, _compose
 from credit_check._server._store import (
     COUNTING,
     LIFTING_REASON,
-    ApiKey,
-    Delta,
     EntryRow,
     FeedbackPage,
     Head,
     Intake,
     SerialConflict,
-    SnapshotGone,
-    SnapshotState,
     StatsQuery,
     Store,
     StoredCatalog,
@@ -55,6 +50,7 @@ from credit_check._server._store import (
     entry_row,
     now_cst,
 )
+from credit_check._server._tables import KEPT_DELTAS, SharedReads
 
 logger = logging.getLogger("credit_check.sandbox")
 
@@ -142,7 +138,7 @@ class _AutoCommit:
         return self._store._run(work, begin=None)
 
 
-class PostgresStore(FeedbackTable, Store):
+class PostgresStore(FeedbackTable, SharedReads, Store):
     """All sandbox state in one PostgreSQL database, shared by any number of instances.
 
     Args:
@@ -212,10 +208,6 @@ class PostgresStore(FeedbackTable, Store):
 
     def close(self) -> None:
         self._db.close()
-
-    def meta(self, name: str) -> str | None:
-        row = self._conn().execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
 
     def claim(self, name: str) -> bool:
         return bool(self._conn().execute(
@@ -358,9 +350,6 @@ class PostgresStore(FeedbackTable, Store):
     def stage_catalog(self, catalog: Catalog | None) -> StoredCatalog | None:
         return self._run(lambda conn: _catalog_forms.stage(conn, catalog))
 
-    def staged_catalog(self) -> StoredCatalog | None:
-        return _catalog_forms.staged(self.meta(_catalog_forms.staged_name()))
-
     # -- entries -----------------------------------------------------------------------
 
     def upsert(self, rows: list[EntryRow], subjects: Iterable[SubjectRow] = (), *,
@@ -419,24 +408,6 @@ class PostgresStore(FeedbackTable, Store):
 
     # -- snapshot ----------------------------------------------------------------------
 
-    def snapshot(self) -> SnapshotState:
-        self.refresh()
-        return self.index.state()
-
-    def delta(self, since: int) -> Delta:
-        self.refresh()
-        state = self.index.state()
-        current = state.version
-        if since > current or since < 0:
-            raise SnapshotGone(f"version {since} is unknown; the current version is {current}")
-        rows = self._conn().execute(
-            "SELECT version, rebuild, added, removed, changed, lifted FROM deltas WHERE "
-            "version > ? AND version <= ? ORDER BY version", (since, current)).fetchall()
-        if len(rows) != current - since or any(r[1] for r in rows):
-            raise SnapshotGone(f"no delta from version {since} is kept (the set was rebuilt "
-                               "or the deltas are older than kept); fetch the full snapshot")
-        return _compose(since, state, rows)
-
     # -- keys --------------------------------------------------------------------------
 
     def create_key(self, department: str, allow_persons: bool,
@@ -456,15 +427,6 @@ class PostgresStore(FeedbackTable, Store):
         return bool(self._conn().execute(
             "UPDATE keys SET revoked = 1 WHERE key_id = ? RETURNING key_id", (key_id,)
         ).fetchall())
-
-    def find_key(self, api_key: str) -> ApiKey | None:
-        wanted = api_key_hash(api_key)
-        row = self._conn().execute(
-            "SELECT key_id, department, key_hash, feedback_key, allow_persons FROM keys "
-            "WHERE key_hash = ? AND revoked = 0", (wanted,)).fetchone()
-        if row is None or not hmac.compare_digest(row[2], wanted):
-            return None
-        return ApiKey(row[0], row[1], self._seal.decrypt(bytes.fromhex(row[3])), bool(row[4]))
 
     # -- feedback ----------------------------------------------------------------------
 

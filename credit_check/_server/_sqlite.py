@@ -33,14 +33,10 @@ from credit_check._server._relations import Reach
 from credit_check._server._store import (
     LIFTING_REASON,
     SCHEMA_VERSION,
-    ApiKey,
-    Delta,
     EntryRow,
     Head,
     Intake,
     SerialConflict,
-    SnapshotGone,
-    SnapshotState,
     StatsQuery,
     Store,
     StoredCatalog,
@@ -50,16 +46,16 @@ from credit_check._server._store import (
     entry_row,
     now_cst,
 )
+from credit_check._server._tables import KEPT_DELTAS, SharedReads
 
 logger = logging.getLogger("credit_check.sandbox")
 
-KEPT_DELTAS = 5000
 # A bulk import touches the subject index all over; a page cache that holds it (instead of
 # SQLite's default 2 MB) keeps the import from re-reading pages. Only while importing.
 IMPORT_CACHE_KIB = 256 * 1024
 
 
-class SQLiteStore(FeedbackTable, Store):
+class SQLiteStore(FeedbackTable, SharedReads, Store):
     """All sandbox state in one SQLite file; safe to use from many threads and processes.
 
     Args:
@@ -170,10 +166,6 @@ class SQLiteStore(FeedbackTable, Store):
                 conn.close()
             self._conns = []
         self._local = threading.local()
-
-    def meta(self, name: str) -> str | None:
-        row = self._conn().execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return None if row is None else str(row[0])
 
     def claim(self, name: str) -> bool:
         with self._tx() as conn:
@@ -311,9 +303,6 @@ class SQLiteStore(FeedbackTable, Store):
         with self._tx() as conn:
             return _catalog_forms.stage(conn, catalog)
 
-    def staged_catalog(self) -> StoredCatalog | None:
-        return _catalog_forms.staged(self.meta(_catalog_forms.staged_name()))
-
     # -- entries -----------------------------------------------------------------------
 
     def upsert(self, rows: list[EntryRow], subjects: Iterable[SubjectRow] = (), *,
@@ -364,24 +353,6 @@ class SQLiteStore(FeedbackTable, Store):
 
     # -- snapshot ----------------------------------------------------------------------
 
-    def snapshot(self) -> SnapshotState:
-        self.refresh()
-        return self.index.state()
-
-    def delta(self, since: int) -> Delta:
-        self.refresh()
-        state = self.index.state()
-        current = state.version
-        if since > current or since < 0:
-            raise SnapshotGone(f"version {since} is unknown; the current version is {current}")
-        rows = self._conn().execute(
-            "SELECT version, rebuild, added, removed, changed, lifted FROM deltas WHERE "
-            "version > ? AND version <= ? ORDER BY version", (since, current)).fetchall()
-        if len(rows) != current - since or any(r[1] for r in rows):
-            raise SnapshotGone(f"no delta from version {since} is kept (the set was rebuilt "
-                               "or the deltas are older than kept); fetch the full snapshot")
-        return _compose(since, state, rows)
-
     # -- keys --------------------------------------------------------------------------
 
     def create_key(self, department: str, allow_persons: bool,
@@ -402,15 +373,6 @@ class SQLiteStore(FeedbackTable, Store):
         with self._tx() as conn:
             cur = conn.execute("UPDATE keys SET revoked = 1 WHERE key_id = ?", (key_id,))
         return cur.rowcount > 0
-
-    def find_key(self, api_key: str) -> ApiKey | None:
-        wanted = api_key_hash(api_key)
-        row = self._conn().execute(
-            "SELECT key_id, department, key_hash, feedback_key, allow_persons FROM keys "
-            "WHERE key_hash = ? AND revoked = 0", (wanted,)).fetchone()
-        if row is None or not hmac.compare_digest(row[2], wanted):
-            return None
-        return ApiKey(row[0], row[1], self._seal.decrypt(bytes.fromhex(row[3])), bool(row[4]))
 
     # -- feedback: see FeedbackTable ---------------------------------------------------
 
@@ -440,33 +402,6 @@ class SQLiteStore(FeedbackTable, Store):
             self._conn().execute("SELECT value FROM meta WHERE name = 'version'").fetchone()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"the sandbox database {self.path} failed: {exc}") from exc
-
-
-def _compose(since: int, state: SnapshotState, rows: list[Any]) -> Delta:
-    """The net change over the versions after ``since``: a prefix added then removed is
-    neither; ``changed`` holds prefixes touched on the way that are in the final set."""
-    added: set[int] = set()
-    removed: set[int] = set()
-    present: dict[int, bool] = {}
-    lifted: set[str] = set()
-    for _, _, step_added, step_removed, changed, lifted_text in rows:
-        for p in unpack(step_removed):
-            present[p] = False
-            if p in added:
-                added.discard(p)
-            else:
-                removed.add(p)
-        for p in unpack(step_added):
-            present[p] = True
-            if p in removed:
-                removed.discard(p)
-            else:
-                added.add(p)
-        for p in unpack(changed):
-            present[p] = True
-        lifted.update(json.loads(lifted_text or "[]"))
-    touched = {p for p, there in present.items() if there}
-    return Delta(since, state, added, removed, touched - added - removed, lifted)
 
 
 @contextmanager
