@@ -10,14 +10,12 @@ a repeat after a crash is one record to the service) and one ``on_post_check`` c
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sqlite3
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +26,7 @@ from credit_check._crypto import FieldCipher
 from credit_check._exceptions import CreditCheckError, OutboxError, ServiceError
 from credit_check._models import Decision
 from credit_check._roles import RoleLock
+from credit_check._sqlite_file import SQLiteFile
 
 if TYPE_CHECKING:
     from credit_check._pg import AdvisoryRole
@@ -52,7 +51,7 @@ _AAD = b"credit-check/post-check/v1"
 LEASE = 120.0
 
 
-class PostCheckQueue:
+class PostCheckQueue(SQLiteFile):
     """Durable queue of degraded decisions awaiting a post-check.
 
     Args:
@@ -63,43 +62,24 @@ class PostCheckQueue:
         OutboxError: the database cannot be opened.
     """
 
+    what = "the post-check queue"
+
     def __init__(self, path: Path, cipher: FieldCipher,
                  pilot_codes: tuple[str, ...] = ()) -> None:
-        self._path = path
         self._cipher = cipher
         # Decisions on pilot-period codes were valid when made: they must load again.
         self._context = {"allow": pilot_codes}
-        self._lock = threading.Lock()
-        self._pid = -1
-        self._conn: sqlite3.Connection | None = None
         self.owner = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        with self._lock:
-            self._connection()
-        # Hold the lock across fork() so no thread of ours is inside SQLite at that moment:
-        # a child would inherit SQLite's internal mutexes locked forever.
-        ref = weakref.ref(self)
-        os.register_at_fork(before=functools.partial(_fork_hook, ref, "before"),
-                            after_in_parent=functools.partial(_fork_hook, ref, "parent"),
-                            after_in_child=functools.partial(_fork_hook, ref, "child"))
+        super().__init__(path)
 
-    def _connection(self) -> sqlite3.Connection:
-        # A forked child opens its own connection: SQLite handles must not cross a fork.
-        if self._conn is None or self._pid != os.getpid():
-            try:
-                conn = sqlite3.connect(self._path, check_same_thread=False, timeout=10,
-                                       isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute(_SCHEMA)
-                have = {r[1] for r in conn.execute("PRAGMA table_info(post_check)")}
-                for name, kind in _COLUMNS.items():
-                    if name not in have:
-                        conn.execute(f"ALTER TABLE post_check ADD COLUMN {name} {kind}")
-            except sqlite3.Error as exc:
-                raise OutboxError(f"cannot open the post-check queue {self._path}: {exc}") from exc
-            self._conn, self._pid = conn, os.getpid()
-            self.owner = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        return self._conn
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute(_SCHEMA)
+        have = {r[1] for r in conn.execute("PRAGMA table_info(post_check)")}
+        for name, kind in _COLUMNS.items():
+            if name not in have:
+                conn.execute(f"ALTER TABLE post_check ADD COLUMN {name} {kind}")
+        # A forked child leases rows under an owner of its own.
+        self.owner = f"{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
     def _execute(self, what: str, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -179,29 +159,6 @@ class PostCheckQueue:
         """How many queued decisions cannot be post-checked (see :meth:`claim`)."""
         return int(self._execute("read", "SELECT COUNT(*) FROM post_check WHERE state = 2")
                    .fetchone()[0])
-
-    def reset_lock(self) -> None:
-        """A fresh lock for a forked child."""
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Close this process's connection."""
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
-
-
-def _fork_hook(ref: weakref.ReferenceType[PostCheckQueue], when: str) -> None:
-    queue = ref()
-    if queue is None:
-        return
-    if when == "before":
-        queue._lock.acquire()
-    elif when == "parent":
-        queue._lock.release()
-    else:
-        queue.reset_lock()
 
 
 class PostCheckRunner:

@@ -9,17 +9,15 @@ one AES-GCM blob, and the columns that find rows by an identifier hold keyed has
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
-import threading
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from credit_check._exceptions import OutboxError
 from credit_check._pg import Database, lock_key
+from credit_check._sqlite_file import SQLiteFile
 
 T = TypeVar("T")
 LIFECYCLE_FILE = "lifecycle.sqlite3"
@@ -96,42 +94,25 @@ def _statements(types: dict[str, str]) -> list[str]:
     return [s.strip() for s in _TABLES.format(**types).split(";") if s.strip()]
 
 
-class SQLiteTables:
+class SQLiteTables(SQLiteFile):
     """The lifecycle tables in a SQLite file of the data directory; fork-safe (a child
     opens its own connection) and thread-safe (one lock around each transaction)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.shown = str(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = -1
-        with self._lock:
-            self._connection()
-        ref = weakref.ref(self)
-        os.register_at_fork(before=functools.partial(_fork_hook, ref, "before"),
-                            after_in_parent=functools.partial(_fork_hook, ref, "parent"),
-                            after_in_child=functools.partial(_fork_hook, ref, "child"))
+    what = "the watch list"
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
-            try:
-                conn = sqlite3.connect(self.path, check_same_thread=False, timeout=10,
-                                       isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("BEGIN IMMEDIATE")
-                for statement in _statements(_SQLITE):
-                    conn.execute(statement)
-                conn.execute("INSERT INTO credit_check_lc_meta (name, value) VALUES "
-                             "('schema_version', ?) ON CONFLICT (name) DO NOTHING",
-                             (str(SCHEMA_VERSION),))
-                conn.execute("COMMIT")
-                os.chmod(self.path, 0o600)
-            except (sqlite3.Error, OSError) as exc:
-                raise OutboxError(f"cannot open the watch list {self.shown}: {exc}") from exc
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
+    def __init__(self, path: Path) -> None:
+        self.shown = str(path)
+        super().__init__(path)
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _statements(_SQLITE):
+            conn.execute(statement)
+        conn.execute("INSERT INTO credit_check_lc_meta (name, value) VALUES "
+                     "('schema_version', ?) ON CONFLICT (name) DO NOTHING",
+                     (str(SCHEMA_VERSION),))
+        conn.execute("COMMIT")
+        os.chmod(self.path, 0o600)
 
     def run(self, what: str, work: Callable[[Any], T]) -> T:
         """``work(conn)`` in one write transaction.
@@ -152,30 +133,6 @@ class SQLiteTables:
                 return result
             except sqlite3.Error as exc:
                 raise OutboxError(f"cannot {what} ({self.shown}): {exc}") from exc
-
-    def reset_lock(self) -> None:
-        """A fresh lock for a forked child."""
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        """Close this process's connection."""
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
-
-
-def _fork_hook(ref: weakref.ReferenceType[SQLiteTables], when: str) -> None:
-    # Held across fork() so no thread of ours is inside SQLite at that moment.
-    tables = ref()
-    if tables is None:
-        return
-    if when == "before":
-        tables._lock.acquire()
-    elif when == "parent":
-        tables._lock.release()
-    else:
-        tables.reset_lock()
 
 
 class PgTables:
