@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from abc import ABC, abstractmethod
 from typing import Any
 
 from credit_check._crypto import FieldCipher, api_key_hash
@@ -24,17 +25,19 @@ from credit_check._server._store import (
 KEPT_DELTAS = 5000
 
 
-class SharedReads:
+class SharedReads(ABC):
     """The reads of a SQL store that do not depend on its engine."""
 
     index: PrefixIndex
     _seal: FieldCipher
 
+    @abstractmethod
     def _conn(self) -> Any:
-        raise NotImplementedError
+        """This thread's connection (it takes ``?`` statements)."""
 
+    @abstractmethod
     def refresh(self, max_age: float = 0.0) -> Head:
-        raise NotImplementedError
+        """Catch this process up with the database."""
 
     def meta(self, name: str) -> str | None:
         row = self._conn().execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
