@@ -1,12 +1,17 @@
 """Fixtures every test directory can use: a throwaway PostgreSQL server for the session
-(``pg_cluster``) and a fresh database on it per test (``pg_url``)."""
+(``pg_cluster``) and a fresh database on it per test (``pg_url``); the real sandbox with
+demo data over loopback (``sandbox``) and a settable clock (``clock``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from _live_sandbox import Clock
 from _postgres import Cluster, find_bindir
+
+from credit_check._server import SandboxServer
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +37,21 @@ def pg_url(pg_cluster: Cluster) -> Iterator[str]:
         yield url
     finally:
         pg_cluster.drop_database(url)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
+    """The real sandbox list service with demo data, over loopback (a test module or a
+    folder's conftest may define its own)."""
+    server = SandboxServer(db_path=tmp_path / "sandbox.sqlite3", demo=True, port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A settable clock that follows real time until a test moves it."""
+    return Clock()

@@ -14,21 +14,6 @@ from credit_check._server import SandboxServer
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
-    server = SandboxServer(db_path=tmp_path / "sandbox.sqlite3", demo=True, port=0)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def make_checker(sandbox: SandboxServer, tmp_path: Path, clock: Clock) -> Iterator[MakeChecker]:
     made: list[Checker] = []
 

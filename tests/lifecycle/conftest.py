@@ -15,21 +15,6 @@ from credit_check._server import SandboxServer
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
-    server = SandboxServer(db_path=tmp_path / "sandbox.sqlite3", demo=True, port=0)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def options(sandbox: SandboxServer, tmp_path: Path) -> dict[str, Any]:
     """What a Checker of the shared data directory is configured with."""
     return dict(base_url=sandbox.base_url, api_key=sandbox.demo_key, department=DEPARTMENT,
