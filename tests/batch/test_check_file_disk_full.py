@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import base64
 import csv
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _small_fs import fill, mounted_tmpfs
 
 from credit_check import Checker, _cli_check
 from credit_check._cli import main
@@ -23,29 +22,7 @@ KEY = base64.b64encode(b"check-file-disk-full-32-bytes-ok").decode()
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
-                           str(mount)], capture_output=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(directory: Path) -> None:
-    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass  # full
-    finally:
-        os.close(fd)
+    yield from mounted_tmpfs(tmp_path, "the other disk-full tests run instead")
 
 
 def test_a_full_disk_mid_batch_marks_the_rows_and_exits_2(
@@ -59,7 +36,7 @@ def test_a_full_disk_mid_batch_marks_the_rows_and_exits_2(
                           encryption_key=KEY, service_public_key=server.public_key,
                           start=False)
         assert checker.sync(), checker.status().last_error
-        _fill(small_fs)
+        fill(small_fs)
         # The command's own way of opening a checker, given this one (on the full disk).
         monkeypatch.setattr(_cli_check, "_open_checker", lambda: checker)
         source = tmp_path / "bidders.csv"

@@ -7,14 +7,14 @@ mount one) and under a small RLIMIT_FSIZE (anywhere)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from _sandbox_support import DEPARTMENT, ENCRYPTION_KEY, admin
+from _small_fs import fill, mounted_tmpfs
 
 from credit_check import Checker, OutboxError, Outcome, Subject, Transaction
 from credit_check._server import SandboxServer
@@ -33,38 +33,14 @@ def _checker(sandbox: SandboxServer, data_dir: Path) -> Checker:
     return checker
 
 
-def _fill(directory: Path) -> Path:
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass  # the file system is full
-    finally:
-        os.close(fd)
-    return filler
-
-
 def _received(sandbox: SandboxServer) -> set[str]:
     records = admin(sandbox, "GET", "/v1/admin/feedback")["records"]
     return {r["decision_id"] for r in records if r["kind"] == "decision"}
 
 
 @pytest.fixture
-def small_fs(tmp_path: Path) -> Any:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root; the RLIMIT_FSIZE variant runs instead")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
-                           str(mount)], capture_output=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    yield from mounted_tmpfs(tmp_path, "the RLIMIT_FSIZE variant runs instead")
 
 
 def test_on_a_full_file_system_the_gate_stays_closed_and_recovers(
@@ -72,7 +48,7 @@ def test_on_a_full_file_system_the_gate_stays_closed_and_recovers(
     checker = _checker(sandbox, small_fs / "sdk")
     try:
         returned = [checker.check(CLEAN, TX).decision_id]  # space left: recorded
-        filler = _fill(small_fs)
+        filler = fill(small_fs)
         refused = []
         # The journal's last block may still hold a few records: they are on disk.
         for _ in range(100):

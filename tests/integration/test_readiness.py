@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from _sandbox_support import DEPARTMENT, ENCRYPTION_KEY, Clock, MakeChecker
+from _small_fs import fill, mounted_tmpfs
 
 from credit_check import Checker
 from credit_check._server import SandboxServer
@@ -22,18 +23,7 @@ from credit_check._server import SandboxServer
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; the read-only directory variant runs instead")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs",
-                           str(mount)], capture_output=True, check=False)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    yield from mounted_tmpfs(tmp_path, "the read-only directory variant runs instead")
 
 
 def _checker(sandbox: SandboxServer, data_dir: Path, **kw: Any) -> Checker:
@@ -44,25 +34,12 @@ def _checker(sandbox: SandboxServer, data_dir: Path, **kw: Any) -> Checker:
     return checker
 
 
-def _fill(directory: Path) -> Path:
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError:
-        pass  # full
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_readiness_flips_when_the_file_system_of_the_outbox_is_full_and_back(
         sandbox: SandboxServer, small_fs: Path) -> None:
     checker = _checker(sandbox, small_fs / "sdk")
     try:
         assert checker.readiness().ready
-        filler = _fill(small_fs)
+        filler = fill(small_fs)
         found = checker.readiness()
         assert not found.ready and found.catalogue and not found.records_writable
         assert "记录无法写入" in found.problems[0] and "No space" in found.problems[0]
